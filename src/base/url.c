@@ -38,6 +38,17 @@ static int bad_url_byte(unsigned char c)
          c == '>';
 }
 
+static int hexval(char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
 void url_free(url_t *u)
 {
   if (u == NULL)
@@ -127,9 +138,15 @@ int url_parse(const char *s, url_t *out)
   if (s == NULL)
     return GRANTD_EBAD_URL;
   size_t n = strlen(s);
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
     if (bad_url_byte((unsigned char)s[i]))
       return GRANTD_EBAD_URL;
+    /* Every '%' must start an escape, so path and query re-encode and
+     * decode unambiguously. */
+    if (s[i] == '%' && (i + 2 >= n || hexval(s[i + 1]) < 0 ||
+                        hexval(s[i + 2]) < 0))
+      return GRANTD_EBAD_URL;
+  }
   size_t skip;
   if (n >= 7 && strncasecmp(s, "http://", 7) == 0) {
     out->scheme = xstrdup("http");
@@ -201,17 +218,6 @@ void url_encode(buf_t *out, const char *s, size_t n, int mode)
       buf_append(out, e, 3);
     }
   }
-}
-
-static int hexval(char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
 }
 
 int url_decode(buf_t *out, const char *s, size_t n, int flags)

@@ -30,7 +30,8 @@ typedef struct {
 
 /* Parses an absolute http:// or https:// URL (scheme case-insensitive).
  * Rejects: other schemes, userinfo ("user@"), empty hosts, bad or zero ports,
- * malformed IPv6 literals, control characters, spaces and non-ASCII bytes.
+ * malformed IPv6 literals, a '%' not followed by two hex digits, control
+ * characters, spaces, non-ASCII bytes, and '\' '"' '<' '>'.
  * @param s   NUL-terminated input.
  * @param out filled on success (caller releases it with url_free()); zeroed
  *            on failure, so url_free() is always safe.

@@ -301,6 +301,9 @@ static void test_parse_bad(void **state)
     "https://h/<",
     "https://ho%41st/",
     "https://h!/",
+    "https://h/%zz",
+    "https://h/a?b=%2",
+    "https://h/a#%",
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     url_t u;
