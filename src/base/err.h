@@ -40,7 +40,14 @@
   X(INSECURE_URL, "insecure_url", "plain http:// URLs are not allowed")        \
   X(BAD_URL, "bad_url", "malformed URL")                                       \
   X(CANCELLED, "cancelled", "the operation was cancelled")                     \
-  X(SHUTDOWN, "shutting_down", "grantd is shutting down")
+  X(SHUTDOWN, "shutting_down", "grantd is shutting down")                     \
+  X(CONFLICT, "conflict", "the request conflicts with the current state")      \
+  X(REAUTH, "needs_reauth", "the connection needs to be authorized again")     \
+  X(PROVIDER_CONFIG, "provider_rejected", "the provider rejected the client configuration") \
+  X(UPSTREAM, "upstream_error", "the provider could not be reached or answered badly") \
+  X(BAD_STATE, "invalid_state", "unknown, expired or already used authorization state") \
+  X(DISCOVERY, "discovery_failed", "provider metadata discovery failed")       \
+  X(OVERLOADED, "overloaded", "too many requests are waiting")
 
 enum grantd_err {
   GRANTD_ERR_BASE_ = GRANTD_ERR_BASE - 1,
