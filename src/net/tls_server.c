@@ -1,0 +1,170 @@
+/*
+ * tls_server.c - the server side: a context holding the certificate chain,
+ * the private key (RSA or EC) and a session cache, and tls_server_wrap().
+ *
+ * Used by the mock OAuth provider in tests and benchmarks. Each connection
+ * runs br_ssl_server_init_full_rsa/_ec over the shared chain and key, then
+ * the same TLS 1.2 suite list as the client (the key type filters it down
+ * to ECDHE_RSA or ECDHE_ECDSA suites). The session cache is BearSSL's LRU
+ * behind a thin wrapper class whose load() remembers which session a
+ * connection looked up, so the handshake can be counted as resumed exactly
+ * when that session was the one that got used.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/mem.h"
+#include "net/tls_int.h"
+
+#define TLS_SERVER_CACHE_SESSIONS 512
+#define TLS_LRU_ENTRY_BYTES 100 /* per bearssl_ssl.h */
+
+typedef struct {
+  const br_ssl_session_cache_class *vtable; /* must be first */
+  br_ssl_session_cache_lru lru;
+} srv_cache_t;
+
+struct tls_server_ctx_s {
+  int refs;
+  tls__chain_t chain;
+  tls__key_t key;
+  unsigned issuer_key_type;
+  srv_cache_t cache;
+  unsigned char *cache_store;
+  size_t cache_len;
+  tls_stats_t stats;
+};
+
+static void cache_save(const br_ssl_session_cache_class **ctx,
+                       br_ssl_server_context *sc,
+                       const br_ssl_session_parameters *params)
+{
+  srv_cache_t *cache = container_of(ctx, srv_cache_t, vtable);
+  cache->lru.vtable->save(&cache->lru.vtable, sc, params);
+}
+
+static int cache_load(const br_ssl_session_cache_class **ctx,
+                      br_ssl_server_context *sc,
+                      br_ssl_session_parameters *params)
+{
+  srv_cache_t *cache = container_of(ctx, srv_cache_t, vtable);
+  int found = cache->lru.vtable->load(&cache->lru.vtable, sc, params);
+  if (found) {
+    tls__conn_t *c = container_of(sc, tls__conn_t, u.sv.sc);
+    c->u.sv.loaded = 1;
+    memcpy(c->u.sv.loaded_id, params->session_id, sizeof c->u.sv.loaded_id);
+  }
+  return found;
+}
+
+static const br_ssl_session_cache_class srv_cache_class = {
+  sizeof(srv_cache_t), cache_save, cache_load,
+};
+
+static void ctx_unref(tls_server_ctx_t *ctx)
+{
+  if (ctx == NULL || --ctx->refs > 0)
+    return;
+  tls__chain_free(&ctx->chain);
+  tls__key_free(&ctx->key);
+  if (ctx->cache_store != NULL) {
+    mem_wipe(ctx->cache_store, ctx->cache_len); /* master secrets */
+    free(ctx->cache_store);
+  }
+  mem_wipe(ctx, sizeof *ctx);
+  free(ctx);
+}
+
+int tls_server_ctx_new(tls_server_ctx_t **out, const char *chain_file,
+                       const char *key_file)
+{
+  tls_server_ctx_t *ctx = xcalloc(1, sizeof *ctx);
+  ctx->refs = 1;
+  int err = tls__chain_load(&ctx->chain, chain_file);
+  if (err == 0)
+    err = tls__key_load(&ctx->key, key_file);
+  if (err < 0) {
+    ctx_unref(ctx);
+    return err;
+  }
+  /* The issuer's key type only matters for static ECDH suites, which are
+   * not offered; read it from the leaf anyway so init_full_ec gets the
+   * truth. */
+  br_x509_decoder_context dc;
+  br_x509_decoder_init(&dc, NULL, NULL);
+  br_x509_decoder_push(&dc, ctx->chain.v[0].data, ctx->chain.v[0].data_len);
+  ctx->issuer_key_type = br_x509_decoder_get_signer_key_type(&dc);
+  if (ctx->issuer_key_type == 0)
+    ctx->issuer_key_type = BR_KEYTYPE_EC;
+
+  ctx->cache_len = TLS_SERVER_CACHE_SESSIONS * TLS_LRU_ENTRY_BYTES;
+  ctx->cache_store = xmalloc(ctx->cache_len);
+  br_ssl_session_cache_lru_init(&ctx->cache.lru, ctx->cache_store, ctx->cache_len);
+  ctx->cache.vtable = &srv_cache_class;
+  *out = ctx;
+  return 0;
+}
+
+void tls_server_ctx_free(tls_server_ctx_t *ctx)
+{
+  ctx_unref(ctx);
+}
+
+const tls_stats_t *tls_server_ctx_stats(const tls_server_ctx_t *ctx)
+{
+  return &ctx->stats;
+}
+
+static void server_hs_done(tls__conn_t *c)
+{
+  br_ssl_session_parameters sp;
+  br_ssl_engine_get_session_parameters(c->eng, &sp);
+  c->resumed = c->u.sv.loaded && sp.session_id_len == sizeof c->u.sv.loaded_id
+               && memcmp(sp.session_id, c->u.sv.loaded_id, sp.session_id_len) == 0;
+  if (c->resumed)
+    c->u.sv.ctx->stats.resumed++;
+  else
+    c->u.sv.ctx->stats.full++;
+  mem_wipe(&sp, sizeof sp);
+}
+
+static void server_hs_failed(tls__conn_t *c, int err)
+{
+  (void)err;
+  c->u.sv.ctx->stats.failed++;
+}
+
+static void server_release(tls__conn_t *c)
+{
+  ctx_unref(c->u.sv.ctx);
+}
+
+static const tls__side_t server_side = {
+  server_hs_done, server_hs_failed, server_release,
+};
+
+stream_t *tls_server_wrap(tls_server_ctx_t *ctx, stream_t *inner)
+{
+  tls__conn_t *c = tls__conn_new(inner, &server_side);
+  c->u.sv.ctx = ctx;
+  ctx->refs++;
+  c->u.sv.loaded = 0;
+  br_ssl_server_context *sc = &c->u.sv.sc;
+  if (ctx->key.type == BR_KEYTYPE_RSA)
+    br_ssl_server_init_full_rsa(sc, ctx->chain.v, ctx->chain.n, &ctx->key.rsa);
+  else
+    br_ssl_server_init_full_ec(sc, ctx->chain.v, ctx->chain.n,
+                               ctx->issuer_key_type, &ctx->key.ec);
+  c->eng = &sc->eng;
+  tls__engine_setup(c);
+  br_ssl_server_set_cache(sc, &ctx->cache.vtable);
+  int ok = br_ssl_server_reset(sc);
+  tls__conn_start(c, ok ? 0 : GRANTD_ETLS_HANDSHAKE);
+  return &c->s;
+}
+
+stream_t *tls_server_wrap_hook(void *arg, stream_t *tcp)
+{
+  return tls_server_wrap(arg, tcp);
+}
