@@ -4,8 +4,10 @@
  * revocation (RFC 7009) and the authorization URL (section 4.1.1 + RFC 7636).
  *
  * Client authentication (RFC 6749 section 2.3.1):
- *  - the connection's client_id/client_secret override the provider's (each
- *    field on its own: a connection may override only the secret);
+ *  - the connection's client_id/client_secret override the provider's: a
+ *    connection with its own client_id is its own client, so it is paired
+ *    only with the connection's client_secret (none = public client), never
+ *    with the provider's; a connection may also override only the secret;
  *  - with a secret and CLIENT_AUTH_BASIC: header
  *    "Authorization: Basic BASE64(FORMENC(id) ":" FORMENC(secret))", where
  *    FORMENC is application/x-www-form-urlencoded encoding (space -> '+');

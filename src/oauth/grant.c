@@ -1,0 +1,339 @@
+/*
+ * Token, revocation and authorization request building; see grant.h.
+ *
+ * Every builder first collects its parameters as borrowed key/value pairs in
+ * a small ordered list (params_t), applies the configured extra parameters
+ * with one override rule, and only then encodes. Keeping assembly apart from
+ * encoding is what makes "configured params replace earlier values but never
+ * the protected ones" a single function instead of a rule repeated per
+ * grant. Values are borrowed from the provider, the connection or the
+ * arguments, all of which outlive the call; the only owned value is the
+ * joined scope string, held by the caller of params_*.
+ */
+#include "oauth/grant.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/b64.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "base/url.h"
+
+typedef struct {
+  const char *key;
+  const char *val;
+} param_t;
+
+typedef struct {
+  param_t *items;
+  size_t n;
+  size_t cap;
+} params_t;
+
+/* Keys no configured parameter may set in a token or revocation body. */
+static const char *const token_protected[] = {
+  "grant_type", "code", "redirect_uri", "code_verifier", "refresh_token",
+  "username", "password", "token", "token_type_hint", "client_id",
+  "client_secret", NULL,
+};
+
+/* Keys no configured parameter may set on an authorization URL. */
+static const char *const authorize_protected[] = {
+  "response_type", "client_id", "redirect_uri", "state", "code_challenge",
+  "code_challenge_method", NULL,
+};
+
+static bool in_list(const char *const *list, const char *k)
+{
+  for (; *list; list++)
+    if (strcmp(*list, k) == 0)
+      return true;
+  return false;
+}
+
+static void params_add(params_t *ps, const char *k, const char *v)
+{
+  if (ps->n == ps->cap) {
+    ps->cap = ps->cap ? ps->cap * 2 : 16;
+    ps->items = xrealloc(ps->items, ps->cap * sizeof(*ps->items));
+  }
+  ps->items[ps->n].key = k;
+  ps->items[ps->n].val = v;
+  ps->n++;
+}
+
+/* Applies configured parameters: a protected key is ignored, an existing key
+ * gets the new value in place, a new key is appended. */
+static void params_apply(params_t *ps, const kvlist_t *kv,
+                         const char *const *protected)
+{
+  if (kv == NULL)
+    return;
+  for (size_t i = 0; i < kv->n; i++) {
+    const char *k = kv->items[i].key;
+    const char *v = kv->items[i].value ? kv->items[i].value : "";
+    if (k == NULL || *k == '\0' || in_list(protected, k))
+      continue;
+    size_t j = 0;
+    while (j < ps->n && strcmp(ps->items[j].key, k) != 0)
+      j++;
+    if (j < ps->n)
+      ps->items[j].val = v;
+    else
+      params_add(ps, k, v);
+  }
+}
+
+static void params_free(params_t *ps)
+{
+  free(ps->items);
+  memset(ps, 0, sizeof(*ps));
+}
+
+static bool nonempty(const char *s)
+{
+  return s != NULL && *s != '\0';
+}
+
+/* Joins the scopes with the provider's separator into out. Returns false
+ * (out empty) when there is nothing to send. */
+static bool scope_join(const provider_t *p, const strlist_t *scopes,
+                       buf_t *out)
+{
+  if (scopes == NULL || scopes->n == 0)
+    scopes = &p->scopes;
+  const char *sep = nonempty(p->scope_separator) ? p->scope_separator : " ";
+  for (size_t i = 0; i < scopes->n; i++) {
+    if (!nonempty(scopes->items[i]))
+      continue;
+    if (out->len > 0)
+      buf_puts(out, sep);
+    buf_puts(out, scopes->items[i]);
+  }
+  return out->len > 0;
+}
+
+/* Picks the client credentials (see grant.h for the override rule). */
+static int client_pick(const provider_t *p, const conn_t *c, const char **id,
+                       const char **secret)
+{
+  if (c != NULL && nonempty(c->client_id)) {
+    *id = c->client_id;
+    *secret = c->client_secret;
+  } else {
+    *id = p->client_id;
+    *secret = (c != NULL && nonempty(c->client_secret)) ? c->client_secret
+                                                         : p->client_secret;
+  }
+  if (!nonempty(*secret))
+    *secret = NULL;
+  return nonempty(*id) ? 0 : GRANTD_ECONFIG;
+}
+
+/* Encodes the parameters and the client authentication into out. */
+static void request_finish(const provider_t *p, const char *url,
+                           const params_t *ps, const char *id,
+                           const char *secret, oauth_request_t *out)
+{
+  buf_t body = BUF_INIT;
+  for (size_t i = 0; i < ps->n; i++)
+    form_add(&body, ps->items[i].key, ps->items[i].val);
+  if (secret != NULL && p->client_auth == CLIENT_AUTH_BASIC) {
+    /* RFC 6749 section 2.3.1: both parts are form-encoded before base64,
+     * so a ':' in the client_id cannot shift the split. */
+    buf_t raw = BUF_INIT, hdr = BUF_INIT;
+    url_encode(&raw, id, strlen(id), URL_ENC_FORM);
+    buf_putc(&raw, ':');
+    url_encode(&raw, secret, strlen(secret), URL_ENC_FORM);
+    buf_puts(&hdr, "Basic ");
+    b64_encode(&hdr, raw.data, raw.len);
+    buf_wipe_free(&raw);
+    out->authorization = buf_steal(&hdr);
+  } else {
+    form_add(&body, "client_id", id);
+    if (secret != NULL)
+      form_add(&body, "client_secret", secret);
+  }
+  out->body_len = body.len;
+  out->body = buf_steal(&body);
+  out->url = xstrdup(url);
+  out->content_type = OAUTH_FORM_CONTENT_TYPE;
+  out->accept = OAUTH_ACCEPT;
+}
+
+void oauth_request_free(oauth_request_t *r)
+{
+  if (r == NULL)
+    return;
+  free(r->url);
+  free_secret(r->body);
+  free_secret(r->authorization);
+  memset(r, 0, sizeof(*r));
+}
+
+/* What differs between the token grants. */
+typedef struct {
+  const char *grant_type;
+  const char *k1, *v1; /* grant's own parameters, NULL key = none */
+  const char *k2, *v2;
+  const char *k3, *v3;
+  const strlist_t *scopes; /* scope to send (NULL list = provider's) */
+  bool send_scope;
+  bool refresh;            /* apply refresh_params */
+} token_req_t;
+
+static int token_request(const provider_t *p, const conn_t *c,
+                         const token_req_t *t, oauth_request_t *out)
+{
+  memset(out, 0, sizeof(*out));
+  if (!nonempty(p->token_url))
+    return GRANTD_ECONFIG;
+  const char *id, *secret;
+  int rc = client_pick(p, c, &id, &secret);
+  if (rc != 0)
+    return rc;
+  params_t ps = {0};
+  buf_t scope = BUF_INIT;
+  params_add(&ps, "grant_type", t->grant_type);
+  if (t->k1 && t->v1)
+    params_add(&ps, t->k1, t->v1);
+  if (t->k2 && t->v2)
+    params_add(&ps, t->k2, t->v2);
+  if (t->k3 && t->v3)
+    params_add(&ps, t->k3, t->v3);
+  if (t->send_scope && scope_join(p, t->scopes, &scope))
+    params_add(&ps, "scope", buf_cstr(&scope));
+  params_apply(&ps, &p->token_params, token_protected);
+  if (t->refresh)
+    params_apply(&ps, &p->refresh_params, token_protected);
+  request_finish(p, p->token_url, &ps, id, secret, out);
+  params_free(&ps);
+  buf_free(&scope);
+  return 0;
+}
+
+int grant_auth_code_request(const provider_t *p, const conn_t *c,
+                            const char *code, const char *redirect_uri,
+                            const char *code_verifier, oauth_request_t *out)
+{
+  if (!nonempty(code)) {
+    memset(out, 0, sizeof(*out));
+    return GRANTD_EINVALID;
+  }
+  token_req_t t = {
+    .grant_type = "authorization_code",
+    .k1 = "code", .v1 = code,
+    .k2 = "redirect_uri", .v2 = redirect_uri,
+    .k3 = "code_verifier", .v3 = code_verifier,
+  };
+  return token_request(p, c, &t, out);
+}
+
+int grant_refresh_request(const provider_t *p, const conn_t *c,
+                          oauth_request_t *out)
+{
+  if (c == NULL || !nonempty(c->refresh_token)) {
+    memset(out, 0, sizeof(*out));
+    return GRANTD_EINVALID;
+  }
+  token_req_t t = {
+    .grant_type = "refresh_token",
+    .k1 = "refresh_token", .v1 = c->refresh_token,
+    .refresh = true,
+  };
+  return token_request(p, c, &t, out);
+}
+
+int grant_client_credentials_request(const provider_t *p, const conn_t *c,
+                                     oauth_request_t *out)
+{
+  token_req_t t = {
+    .grant_type = "client_credentials",
+    .scopes = c ? &c->scopes : NULL,
+    .send_scope = true,
+  };
+  return token_request(p, c, &t, out);
+}
+
+int grant_password_request(const provider_t *p, const conn_t *c,
+                           oauth_request_t *out)
+{
+  if (c == NULL || c->username == NULL || c->password == NULL) {
+    memset(out, 0, sizeof(*out));
+    return GRANTD_EINVALID;
+  }
+  token_req_t t = {
+    .grant_type = "password",
+    .k1 = "username", .v1 = c->username,
+    .k2 = "password", .v2 = c->password,
+    .scopes = &c->scopes,
+    .send_scope = true,
+  };
+  return token_request(p, c, &t, out);
+}
+
+int grant_revoke_request(const provider_t *p, const conn_t *c,
+                         const char *token, const char *hint,
+                         oauth_request_t *out)
+{
+  memset(out, 0, sizeof(*out));
+  if (!nonempty(token))
+    return GRANTD_EINVALID;
+  if (!nonempty(p->revoke_url))
+    return GRANTD_ECONFIG;
+  const char *id, *secret;
+  int rc = client_pick(p, c, &id, &secret);
+  if (rc != 0)
+    return rc;
+  params_t ps = {0};
+  params_add(&ps, "token", token);
+  if (nonempty(hint))
+    params_add(&ps, "token_type_hint", hint);
+  request_finish(p, p->revoke_url, &ps, id, secret, out);
+  params_free(&ps);
+  return 0;
+}
+
+int oauth_authorize_url(const provider_t *p, const char *client_id,
+                        const char *redirect_uri, const strlist_t *scopes,
+                        const char *state, const char *code_challenge,
+                        const kvlist_t *extra, buf_t *out)
+{
+  if (!nonempty(state))
+    return GRANTD_EINVALID;
+  if (!nonempty(p->authorize_url) || strchr(p->authorize_url, '#') != NULL)
+    return GRANTD_ECONFIG;
+  if (!nonempty(client_id))
+    client_id = p->client_id;
+  if (!nonempty(client_id))
+    return GRANTD_ECONFIG;
+
+  params_t ps = {0};
+  buf_t scope = BUF_INIT, url = BUF_INIT;
+  params_add(&ps, "response_type", "code");
+  params_add(&ps, "client_id", client_id);
+  if (nonempty(redirect_uri))
+    params_add(&ps, "redirect_uri", redirect_uri);
+  if (scope_join(p, scopes, &scope))
+    params_add(&ps, "scope", buf_cstr(&scope));
+  params_add(&ps, "state", state);
+  if (nonempty(code_challenge)) {
+    params_add(&ps, "code_challenge", code_challenge);
+    params_add(&ps, "code_challenge_method", "S256");
+  }
+  params_apply(&ps, &p->authorize_params, authorize_protected);
+  params_apply(&ps, extra, authorize_protected);
+
+  /* Built apart and appended at the end so that out is untouched on error
+   * and url_append_query sees only this URL. */
+  buf_puts(&url, p->authorize_url);
+  for (size_t i = 0; i < ps.n; i++)
+    url_append_query(&url, ps.items[i].key, ps.items[i].val);
+  buf_append(out, url.data, url.len);
+  buf_free(&url);
+  buf_free(&scope);
+  params_free(&ps);
+  return 0;
+}
