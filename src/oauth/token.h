@@ -109,8 +109,12 @@ typedef struct {
   char *extra_json;     /* JSON object text of the unconsumed members
                            (instance_url, id_token, realmId ...), or NULL */
   /* Set when outcome != TOKEN_OK: */
-  char *error;             /* provider code, or TOKEN_ERR_* */
-  char *error_description; /* provider text or a synthesized one; may be NULL */
+  char *error;             /* provider code (sanitised), "unknown_error"
+                              when the error member is not a string (e.g.
+                              an object), or TOKEN_ERR_* */
+  char *error_description; /* provider error_description (or
+                              error.message), else a synthesized text such
+                              as "HTTP 502 with an HTML body"; may be NULL */
   bool error_from_provider;/* error came from the response body */
   int64_t retry_after_ms;  /* from Retry-After (delta-seconds or HTTP-date),
                               relative to now_ms, capped at 7 days; 0 = none.
