@@ -120,6 +120,25 @@ struct tls__conn_s {
   unsigned char iobuf[BR_SSL_BUFSIZE_MONO];
 };
 
+/* Algorithm implementations, chosen once per process: BearSSL's
+ * br_*_get_default()/set_default_*() probe the CPU (CPUID) on every call,
+ * which costs microseconds each inside a VM. Call tls__impls() first from
+ * context creation (on the loop thread). */
+typedef struct {
+  const br_block_ctr_class *aes_ctr; /* AES-NI when available */
+  br_ghash ghash;                    /* PCLMUL when available */
+  br_chacha20_run chacha20;          /* SSE2 when available */
+  br_poly1305_run poly1305;
+  br_rsa_pkcs1_vrfy rsa_vrfy;
+  const br_ec_impl *ec;
+  br_ecdsa_vrfy ecdsa_vrfy;
+  br_rsa_private rsa_priv;   /* server side */
+  br_rsa_pkcs1_sign rsa_sign;
+  br_ecdsa_sign ecdsa_sign;
+} tls__impls_t;
+
+const tls__impls_t *tls__impls(void);
+
 /* The short TLS 1.2 suite list (AES-GCM first, then ChaCha20-Poly1305). */
 extern const uint16_t tls__suites[];
 extern const size_t tls__nsuites;
@@ -130,8 +149,8 @@ extern const size_t tls__nsuites;
 tls__conn_t *tls__conn_new(stream_t *inner, const tls__side_t *side);
 
 /* Common engine settings once c->eng is initialised (before the reset):
- * TLS 1.2 only, tls__suites, AES-GCM/ChaCha20 implementations, the MONO
- * buffer. */
+ * TLS 1.2 only, tls__suites, the SHA-2 PRFs, the AES-GCM and
+ * ChaCha20-Poly1305 record layers with tls__impls(), the MONO buffer. */
 void tls__engine_setup(tls__conn_t *c);
 
 /* Starts the connection: inner reads and the first flight. When init_err is

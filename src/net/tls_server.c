@@ -3,9 +3,11 @@
  * the private key (RSA or EC) and a session cache, and tls_server_wrap().
  *
  * Used by the mock OAuth provider in tests and benchmarks. Each connection
- * runs br_ssl_server_init_full_rsa/_ec over the shared chain and key, then
- * the same TLS 1.2 suite list as the client (the key type filters it down
- * to ECDHE_RSA or ECDHE_ECDSA suites). The session cache is BearSSL's LRU
+ * sets up what br_ssl_server_init_full_rsa/_ec would, over the shared chain
+ * and key, but with the implementations chosen once (tls__impls(); the
+ * init_full functions probe the CPU on every call) and the same short TLS
+ * 1.2 suite list as the client; the key type filters it down to ECDHE_RSA
+ * or ECDHE_ECDSA suites. The session cache is BearSSL's LRU
  * behind a thin wrapper class whose load() remembers which session a
  * connection looked up, so the handshake can be counted as resumed exactly
  * when that session was the one that got used.
@@ -79,6 +81,7 @@ static void ctx_unref(tls_server_ctx_t *ctx)
 int tls_server_ctx_new(tls_server_ctx_t **out, const char *chain_file,
                        const char *key_file)
 {
+  tls__impls();
   tls_server_ctx_t *ctx = xcalloc(1, sizeof *ctx);
   ctx->refs = 1;
   int err = tls__chain_load(&ctx->chain, chain_file);
@@ -89,8 +92,7 @@ int tls_server_ctx_new(tls_server_ctx_t **out, const char *chain_file,
     return err;
   }
   /* The issuer's key type only matters for static ECDH suites, which are
-   * not offered; read it from the leaf anyway so init_full_ec gets the
-   * truth. */
+   * not offered; read it from the leaf anyway so BearSSL gets the truth. */
   br_x509_decoder_context dc;
   br_x509_decoder_init(&dc, NULL, NULL);
   br_x509_decoder_push(&dc, ctx->chain.v[0].data, ctx->chain.v[0].data_len);
@@ -144,20 +146,38 @@ static const tls__side_t server_side = {
   server_hs_done, server_hs_failed, server_release,
 };
 
+static void server_profile(tls__conn_t *c, tls_server_ctx_t *ctx)
+{
+  static const br_hash_class *const hashes[] = {
+    &br_md5_vtable, &br_sha1_vtable, &br_sha224_vtable,
+    &br_sha256_vtable, &br_sha384_vtable, &br_sha512_vtable,
+  };
+  const tls__impls_t *im = tls__impls();
+  br_ssl_server_context *sc = &c->u.sv.sc;
+  br_ssl_server_zero(sc);
+  c->eng = &sc->eng;
+  for (int id = br_md5_ID; id <= br_sha512_ID; id++)
+    br_ssl_engine_set_hash(c->eng, id, hashes[id - br_md5_ID]);
+  br_ssl_engine_set_ec(c->eng, im->ec); /* ECDHE */
+  /* Signing only: ECDHE suites; no static RSA or ECDH key exchange. */
+  if (ctx->key.type == BR_KEYTYPE_RSA)
+    br_ssl_server_set_single_rsa(sc, ctx->chain.v, ctx->chain.n, &ctx->key.rsa,
+                                 BR_KEYTYPE_SIGN, im->rsa_priv, im->rsa_sign);
+  else
+    br_ssl_server_set_single_ec(sc, ctx->chain.v, ctx->chain.n, &ctx->key.ec,
+                                BR_KEYTYPE_SIGN, ctx->issuer_key_type, im->ec,
+                                im->ecdsa_sign);
+  tls__engine_setup(c);
+}
+
 stream_t *tls_server_wrap(tls_server_ctx_t *ctx, stream_t *inner)
 {
   tls__conn_t *c = tls__conn_new(inner, &server_side);
   c->u.sv.ctx = ctx;
   ctx->refs++;
   c->u.sv.loaded = 0;
+  server_profile(c, ctx);
   br_ssl_server_context *sc = &c->u.sv.sc;
-  if (ctx->key.type == BR_KEYTYPE_RSA)
-    br_ssl_server_init_full_rsa(sc, ctx->chain.v, ctx->chain.n, &ctx->key.rsa);
-  else
-    br_ssl_server_init_full_ec(sc, ctx->chain.v, ctx->chain.n,
-                               ctx->issuer_key_type, &ctx->key.ec);
-  c->eng = &sc->eng;
-  tls__engine_setup(c);
   br_ssl_server_set_cache(sc, &ctx->cache.vtable);
   int ok = br_ssl_server_reset(sc);
   tls__conn_start(c, ok ? 0 : GRANTD_ETLS_HANDSHAKE);
