@@ -47,7 +47,9 @@
   X(UPSTREAM, "upstream_error", "the provider could not be reached or answered badly") \
   X(BAD_STATE, "invalid_state", "unknown, expired or already used authorization state") \
   X(DISCOVERY, "discovery_failed", "provider metadata discovery failed")       \
-  X(OVERLOADED, "overloaded", "too many requests are waiting")
+  X(OVERLOADED, "overloaded", "too many requests are waiting")                 \
+  X(STORE_WRONG_KEY, "wrong_master_key", "the master key does not match the key this store was sealed with") \
+  X(PROVIDER_UNKNOWN, "unknown_provider", "the connection names a provider that does not exist")
 
 enum grantd_err {
   GRANTD_ERR_BASE_ = GRANTD_ERR_BASE - 1,

@@ -1,0 +1,214 @@
+/*
+ * store.h - grantd's durable state: one LMDB environment, msgpack records
+ * (record.h) with secrets sealed (seal.h), group-committed writes.
+ *
+ * Databases (named LMDB databases in one environment, file data.mdb in the
+ * data directory):
+ *   providers    name -> provider value
+ *   connections  id -> connection value
+ *   states       state -> authorization state value (single use)
+ *   by_tenant    tenant 0x00 id -> empty (listing index, kept by the store)
+ *   meta         "schema" -> schema version; "key:" + 4-byte id -> a value
+ *                sealed with that key, so a wrong master key is detected at
+ *                open instead of at the first secret read.
+ *
+ * Threads. Every function here is called on the loop thread. Reads run
+ * right there in short read-only transactions (one reused read txn handle,
+ * reset/renewed per call: about a microsecond plus decoding). Writes are
+ * queued and committed by one worker of libuv's thread pool:
+ *
+ *   - A write (put/delete/consume) encodes and seals its value on the loop at
+ *     enqueue time and joins the queue; it returns at once.
+ *   - The ops queued while no commit is running form the next batch. Exactly
+ *     one batch at a time is committed with uv_queue_work: begin a write txn,
+ *     apply all ops in queue order, commit (synced: the environment is not
+ *     opened with MDB_NOSYNC, so a commit returns after fdatasync).
+ *   - In the after-work callback, on the loop, every op of that batch gets
+ *     its callback with the commit status, in queue order. A failed commit
+ *     fails exactly the ops of that batch, with one status for all; nothing
+ *     of that batch is stored. Retrying is the caller's business.
+ *
+ * Read-your-writes. While an op is pending, reads of its key (get, list,
+ * scan) see the pending value, or its absence for a delete: an overlay hash
+ * maps each key with pending ops to the latest pending bytes or a
+ * tombstone; entries are dropped when their batch completes (on failure the
+ * reads fall back to what LMDB holds). So the loop sees its own writes
+ * immediately, but a pending value is NOT durable: code that answers a
+ * client about a write must wait for the write's callback.
+ *
+ * Errors: 0 = ok; GRANTD_ENOT_FOUND (MDB_NOTFOUND); GRANTD_EMAP_FULL
+ * (MDB_MAP_FULL: the batch failed, the environment stays usable, everything
+ * committed earlier is intact; raise the map size); GRANTD_ESTORE_IO (any
+ * other LMDB error; mdb_strerror() is logged); GRANTD_ESTORE_DECODE /
+ * _VERSION / _AUTH / _KEY for a record that fails to decode or to
+ * authenticate (logged with its database and key; never silently skipped).
+ *
+ * Deleting secrets: a delete removes the key from its B-tree; LMDB reuses
+ * the freed pages for later writes but does not zero them, so sealed bytes
+ * may linger in free pages of data.mdb until overwritten. They are
+ * ciphertext under the master key, never plaintext.
+ */
+#ifndef GRANTD_STORE_STORE_H
+#define GRANTD_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "store/record.h"
+#include "store/seal.h"
+
+#define STORE_DEFAULT_MAP_SIZE ((size_t)1 << 30) /* 1 GiB, sparse */
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct store store_t;
+
+typedef struct {
+  uv_loop_t *loop;
+  const char *path;          /* data directory; created 0700 if missing */
+  size_t map_size;           /* bytes; 0 = STORE_DEFAULT_MAP_SIZE */
+  /* Borrowed; must outlive the store. Its current key seals new secrets and
+   * must be set. */
+  const seal_keyring_t *keyring;
+} store_opts_t;
+
+/* Opens (creating if needed) the store: the directory (mode 0700), the LMDB
+ * environment (MDB_NOTLS, file mode 0600) and its databases; checks the
+ * schema version and the keyring against the check values in `meta`,
+ * recording a check value for every key id it has not seen yet. Blocking
+ * file I/O: call at start-up.
+ * @param out the new store on success.
+ * @return 0;
+ *   GRANTD_EINVALID      opts incomplete or the keyring has no current key;
+ *   GRANTD_ESTORE_WRONG_KEY  a key of the keyring does not open its check
+ *                        value (the master key differs from the one the store
+ *                        was created with);
+ *   GRANTD_ESTORE_VERSION  the store has a newer schema version;
+ *   GRANTD_ESTORE_IO     directory or LMDB failure (logged);
+ *   a libuv code from uv_idle_init. */
+int store_open(store_t **out, const store_opts_t *opts);
+
+/* Stops accepting writes (later writes return GRANTD_ESHUTDOWN), lets the
+ * running commit finish, commits everything still queued (their callbacks
+ * run as usual), closes the environment and the store's libuv handle, then
+ * calls cb(arg) once and frees the store (the pointer is invalid when cb
+ * runs). Shutdown must keep running the loop until cb has run, e.g.
+ * `store_close(s, on_closed, &done); while (!done) uv_run(loop, UV_RUN_ONCE);`
+ * or simply uv_run(loop, UV_RUN_DEFAULT) when nothing else is active.
+ * Must be called once, not from inside a store read or scan callback. */
+void store_close(store_t *s, void (*cb)(void *arg), void *arg);
+
+/* ---- writes ----
+ * Each returns 0 and later calls cb(arg, status) exactly once on the loop,
+ * after the batch holding the op was committed (status 0) or failed
+ * (GRANTD_EMAP_FULL or GRANTD_ESTORE_IO); or returns an error at once and
+ * never calls cb: GRANTD_EINVALID (missing key / key longer than 511 bytes),
+ * GRANTD_ESTORE_KEY (no current sealing key), GRANTD_ESHUTDOWN (closing).
+ * Records are encoded and sealed during the call: the caller keeps
+ * ownership of them and may free them right after. cb may be NULL. */
+typedef void (*store_cb)(void *arg, int status);
+
+int store_provider_put(store_t *s, const provider_t *p, store_cb cb, void *arg);
+int store_provider_delete(store_t *s, const char *name, store_cb cb, void *arg);
+/* Puts a connection and keeps by_tenant in step (the old index entry is
+ * removed in the same txn when the tenant changed). */
+int store_conn_put(store_t *s, const conn_t *c, store_cb cb, void *arg);
+/* Deletes a connection and its by_tenant entry. Deleting a key that does not
+ * exist is not an error (status 0). */
+int store_conn_delete(store_t *s, const char *id, store_cb cb, void *arg);
+int store_state_put(store_t *s, const state_rec_t *st, store_cb cb, void *arg);
+int store_state_delete(store_t *s, const char *state, store_cb cb, void *arg);
+
+/* Consumes an authorization state: reads it (pending writes included) and
+ * queues its deletion in one step, so a second consume of the same state,
+ * even before the commit, gets GRANTD_ENOT_FOUND.
+ * @return 0 and later cb(arg, status, rec): status 0 with the record
+ *         (borrowed for the call; copy what you need) once the deletion is
+ *         committed, or the commit's error with rec NULL;
+ *         or at once, without cb: GRANTD_ENOT_FOUND, a decode error
+ *         (GRANTD_ESTORE_*, the bad record is left in place and logged),
+ *         GRANTD_EINVALID, GRANTD_ESHUTDOWN. */
+typedef void (*store_state_cb)(void *arg, int status, const state_rec_t *rec);
+int store_state_consume(store_t *s, const char *state, store_state_cb cb, void *arg);
+
+/* Calls cb(arg, status) once every write queued before this call has been
+ * committed or failed (status 0 when the flush itself had nothing to fail;
+ * each write reports its own status). Runs cb from a later loop iteration
+ * even when nothing is queued. @return 0 or GRANTD_ESHUTDOWN. */
+int store_flush(store_t *s, store_cb cb, void *arg);
+
+/* Number of ops queued or committing (0 = drained). */
+size_t store_pending(const store_t *s);
+
+/* ---- reads (pending writes included) ----
+ * get: 0 with *out filled (free with the record's *_free), GRANTD_ENOT_FOUND,
+ * GRANTD_ESTORE_* for a record that fails to decode/authenticate (logged
+ * with its key), GRANTD_ESTORE_IO. */
+int store_provider_get(store_t *s, const char *name, provider_t *out);
+int store_conn_get(store_t *s, const char *id, conn_t *out);
+int store_state_get(store_t *s, const char *state, state_rec_t *out);
+
+/* Lists connections in id order after `cursor` (an opaque string returned as
+ * *next by the previous page, NULL = from the start), at most `limit`
+ * (0 = 100), filtered by tenant (NULL = all; uses by_tenant) and status
+ * (-1 = all). *out is an xmalloc'd array of *n records (free each with
+ * conn_free, then free() the array; NULL when *n is 0); *next is an
+ * xmalloc'd cursor when more matching records follow, else NULL.
+ * A record that fails to decode is logged with its key, counted in
+ * store_stats().decode_errors and left out of the page.
+ * @return 0 or GRANTD_ESTORE_IO (nothing allocated). */
+int store_conn_list(store_t *s, const char *tenant, int status, const char *cursor,
+                    size_t limit, conn_t **out, size_t *n, char **next);
+
+/* Scan callbacks: return 0 to go on, non-zero to stop the scan (that value
+ * is then returned by the scan). The record is borrowed for the call. The
+ * callbacks may call store reads and queue writes. */
+typedef int (*store_provider_fn)(void *arg, const provider_t *p);
+typedef int (*store_conn_fn)(void *arg, const conn_t *c);
+typedef int (*store_sched_fn)(void *arg, const conn_sched_t *c);
+/* Reports a record that failed to decode: database name, key bytes (not
+ * NUL-terminated), the GRANTD_ESTORE_* code. The scan goes on afterwards. */
+typedef void (*store_bad_fn)(void *arg, const char *db, const char *key, size_t keylen,
+                             int err);
+
+/* Calls fn for every provider / connection in key order, in one read txn;
+ * records that fail to decode go to bad (which may be NULL; they are logged
+ * and counted either way). @return 0, fn's non-zero value, or
+ * GRANTD_ESTORE_IO. */
+int store_provider_scan(store_t *s, store_provider_fn fn, store_bad_fn bad, void *arg);
+int store_conn_scan(store_t *s, store_conn_fn fn, store_bad_fn bad, void *arg);
+/* The start-up scan: decodes only the unsealed scheduling fields
+ * (conn_sched_t, slices borrowed for the call), no AES work. */
+int store_conn_scan_sched(store_t *s, store_sched_fn fn, store_bad_fn bad, void *arg);
+
+/* Reads the committed bytes of a key straight from LMDB, ignoring pending
+ * writes (diagnostics and tests). db is one of "providers", "connections",
+ * "states", "by_tenant", "meta". Appends the value to out.
+ * @return 0, GRANTD_ENOT_FOUND, GRANTD_EINVALID (unknown db), GRANTD_ESTORE_IO. */
+int store_committed_get(store_t *s, const char *db, const void *key, size_t keylen,
+                        buf_t *out);
+
+/* ---- counters ---- */
+typedef struct {
+  uint64_t commits;            /* batches committed successfully */
+  uint64_t commit_failures;    /* batches whose commit failed */
+  uint64_t ops_committed;      /* ops in successful batches */
+  uint64_t ops_failed;
+  uint64_t last_batch_size;    /* ops in the last completed batch */
+  double last_commit_ms;       /* txn begin..commit, measured in the worker */
+  double commit_ms_total;      /* sum over all completed batches */
+  uint64_t decode_errors;      /* records reported as undecodable */
+  size_t pending;              /* ops queued or committing */
+  size_t map_size;             /* configured map size, bytes */
+  size_t used_bytes;           /* pages in use (last txn) * page size */
+  uint64_t entries_connections;
+} store_stats_t;
+
+/* Fills *out. The store also publishes these through base/metrics.h:
+ * grantd_store_commits_total, grantd_store_commit_failures_total,
+ * grantd_store_ops_committed_total, grantd_store_commit_seconds (histogram),
+ * grantd_store_last_batch_size, grantd_store_pending_ops,
+ * grantd_store_decode_errors_total. */
+void store_stats(store_t *s, store_stats_t *out);
+
+#endif
