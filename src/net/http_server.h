@@ -10,7 +10,8 @@
  * Request life cycle:
  *   1. headers complete  -> opts.on_headers(req, arg) (optional): may look at
  *      method/path/headers, choose the body limit (http_req_set_body_limit)
- *      and attach data (http_req_set_data). It must not respond.
+ *      and attach data (http_req_set_data). It runs inside the parser, so
+ *      it must not respond, close the server or block.
  *   2. body complete     -> opts.handler(req, arg), outside the parser.
  *   3. the handler, now or from any later loop callback, calls http_respond()
  *      or http_respond_ex() exactly once. From that call on, `req` and every
@@ -134,7 +135,8 @@ void http_server_stop_accepting(http_server_t *srv);
  * immediately) whatever is still open is closed, detaching requests whose
  * handler has not responded yet (see the lifetime rule). `cb` (may be NULL)
  * runs once, from a loop callback, after every handle was closed; the
- * server is freed right after it returns. Call once. */
+ * server is freed right after it returns. Later calls (before cb) are
+ * ignored. */
 void http_server_close(http_server_t *srv, unsigned timeout_ms,
                        http_server_close_cb cb, void *arg);
 
