@@ -1,0 +1,351 @@
+/*
+ * api_connections.c - the connection endpoints of the v1 API: create or
+ * replace, read, list, delete (optionally revoking), read the token, refresh
+ * now, and the NDJSON bulk import.
+ *
+ * Secrets go in (tokens on import, client secret, password) but only the
+ * token endpoint ever returns one: the access token.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api_int.h"
+#include "base/buf.h"
+#include "base/json.h"
+#include "base/mem.h"
+
+static void conn_done(void *arg, int err, const conn_t *c)
+{
+  api_ctx_t *ctx = arg;
+  if (err != 0) {
+    api_reply_err(ctx, err, c);
+    return;
+  }
+  api_reply_json(ctx, 200, api_conn_to_json(c));
+}
+
+static void conn_put(api_ctx_t *ctx)
+{
+  api_err_t e;
+  if (!api_valid_id(ctx->params[0])) {
+    api_reply_error(ctx, 400, "invalid_id",
+                    "connection id must be 1-128 characters of A-Z a-z 0-9 . _ ~ @ : -");
+    return;
+  }
+  conn_t *c = xcalloc(1, sizeof *c);
+  if (api_conn_from_json(ctx->body, ctx->params[0], c, &e) != 0) {
+    free(c);
+    api_reply_api_err(ctx, &e);
+    return;
+  }
+  int rc = svc_conn_put(ctx->api->svc, c, conn_done, ctx);
+  if (rc != 0)
+    api_reply_err(ctx, rc, NULL);
+}
+
+static void conn_get(api_ctx_t *ctx)
+{
+  conn_t c;
+  int rc = svc_conn_get(ctx->api->svc, ctx->params[0], &c);
+  if (rc != 0) {
+    api_reply_err(ctx, rc, NULL);
+    return;
+  }
+  json_t *j = api_conn_to_json(&c);
+  conn_free(&c);
+  api_reply_json(ctx, 200, j);
+}
+
+static int parse_uint(const char *s, int64_t max, int64_t *out)
+{
+  if (s == NULL || *s == '\0' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 12)
+    return -1;
+  long long v = strtoll(s, NULL, 10);
+  if (v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static void conn_list(api_ctx_t *ctx)
+{
+  const char *tenant = api_query(ctx, "tenant");
+  const char *status_s = api_query(ctx, "status");
+  const char *limit_s = api_query(ctx, "limit");
+  const char *cursor = api_query(ctx, "cursor");
+  int status = -1;
+  int64_t limit = 100;
+  if (status_s != NULL) {
+    conn_status_t st;
+    if (conn_status_parse(status_s, &st) != 0) {
+      api_reply_error(ctx, 400, "invalid_query",
+                      "status must be pending, active, refresh_failing, needs_reauth, error or revoked");
+      return;
+    }
+    status = (int)st;
+  }
+  if (limit_s != NULL && (parse_uint(limit_s, 1000, &limit) != 0 || limit == 0)) {
+    api_reply_error(ctx, 400, "invalid_query", "limit must be a whole number from 1 to 1000");
+    return;
+  }
+  if (cursor != NULL && !api_valid_id(cursor)) {
+    api_reply_error(ctx, 400, "invalid_query", "cursor is not valid");
+    return;
+  }
+  conn_t *items = NULL;
+  size_t n = 0;
+  char *next = NULL;
+  int rc = svc_conn_list(ctx->api->svc, tenant, status, cursor, (size_t)limit, &items, &n, &next);
+  if (rc != 0) {
+    api_reply_err(ctx, rc, NULL);
+    return;
+  }
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) {
+    json_array_append_new(arr, api_conn_to_json(&items[i]));
+    conn_free(&items[i]);
+  }
+  free(items);
+  json_t *o = json_object();
+  json_object_set_new(o, "connections", arr);
+  json_object_set_new(o, "next_cursor", next ? json_string(next) : json_null());
+  free(next);
+  api_reply_json(ctx, 200, o);
+}
+
+static json_t *revoke_part(int err, int http)
+{
+  json_t *o = json_object();
+  json_object_set_new(o, "revoked", json_boolean(err == 0));
+  if (err != 0) {
+    json_object_set_new(o, "error", json_string(err_name(err)));
+    json_object_set_new(o, "message", json_string(err_str(err)));
+  }
+  json_object_set_new(o, "http_status", http ? json_integer(http) : json_null());
+  return o;
+}
+
+static void delete_done(void *arg, int err, const svc_revoke_report_t *rep)
+{
+  api_ctx_t *ctx = arg;
+  if (err != 0) {
+    api_reply_err(ctx, err, NULL);
+    return;
+  }
+  json_t *o = json_object();
+  json_object_set_new(o, "deleted", json_true());
+  json_object_set_new(o, "id", json_string(ctx->params[0]));
+  if (rep != NULL && rep->attempted) {
+    json_t *r = json_object();
+    json_object_set_new(r, "refresh_token", revoke_part(rep->refresh_err, rep->refresh_http));
+    json_object_set_new(r, "access_token", revoke_part(rep->access_err, rep->access_http));
+    json_object_set_new(o, "revocation", r);
+  } else {
+    json_object_set_new(o, "revocation", json_null());
+  }
+  api_reply_json(ctx, 200, o);
+}
+
+static void conn_delete(api_ctx_t *ctx)
+{
+  const char *rv = api_query(ctx, "revoke");
+  bool revoke = false;
+  if (rv != NULL) {
+    if (!strcasecmp(rv, "true") || !strcmp(rv, "1"))
+      revoke = true;
+    else if (strcasecmp(rv, "false") && strcmp(rv, "0")) {
+      api_reply_error(ctx, 400, "invalid_query", "revoke must be true or false");
+      return;
+    }
+  }
+  int rc = svc_conn_delete(ctx->api->svc, ctx->params[0], revoke, delete_done, ctx);
+  if (rc != 0)
+    api_reply_err(ctx, rc, NULL);
+}
+
+static void token_done(void *arg, int err, const conn_t *c)
+{
+  api_ctx_t *ctx = arg;
+  if (err != 0) {
+    api_reply_err(ctx, err, c);
+    return;
+  }
+  api_reply_json(ctx, 200, api_token_to_json(c));
+}
+
+static void conn_token(api_ctx_t *ctx)
+{
+  int64_t min_ttl = 30;
+  const char *s = api_query(ctx, "min_ttl");
+  if (s != NULL && parse_uint(s, 86400, &min_ttl) != 0) {
+    api_reply_error(ctx, 400, "invalid_query", "min_ttl must be seconds from 0 to 86400");
+    return;
+  }
+  int rc = svc_conn_token(ctx->api->svc, ctx->params[0], min_ttl * 1000, token_done, ctx);
+  if (rc != 0)
+    api_reply_err(ctx, rc, NULL);
+}
+
+static void conn_refresh(api_ctx_t *ctx)
+{
+  int rc = svc_conn_refresh(ctx->api->svc, ctx->params[0], conn_done, ctx);
+  if (rc != 0)
+    api_reply_err(ctx, rc, NULL);
+}
+
+/* ---- NDJSON import ---- */
+
+typedef struct {
+  api_ctx_t *ctx;
+  json_t **results;   /* one per line, filled as lines complete */
+  size_t lines;
+  size_t pending;
+  size_t ok, failed;
+  bool parsing;       /* still submitting lines: do not finish yet */
+} import_t;
+
+typedef struct {
+  import_t *imp;
+  size_t line;
+} import_line_t;
+
+static void import_finish(import_t *imp)
+{
+  buf_t out = BUF_INIT;
+  json_t *summary = json_object();
+  json_object_set_new(summary, "lines", json_integer((json_int_t)imp->lines));
+  json_object_set_new(summary, "imported", json_integer((json_int_t)imp->ok));
+  json_object_set_new(summary, "failed", json_integer((json_int_t)imp->failed));
+  for (size_t i = 0; i < imp->lines; i++) {
+    if (imp->results[i] == NULL)
+      continue;
+    json_dump_buf(imp->results[i], &out);
+    buf_putc(&out, '\n');
+    json_decref(imp->results[i]);
+  }
+  json_t *wrap = json_object();
+  json_object_set_new(wrap, "summary", summary);
+  json_dump_buf(wrap, &out);
+  buf_putc(&out, '\n');
+  json_decref(wrap);
+  int status = imp->failed == 0 ? 200 : 207;
+  api_reply_raw(imp->ctx, status, "application/x-ndjson", out.data, out.len, NULL);
+  buf_free(&out);
+  free(imp->results);
+  free(imp);
+}
+
+static json_t *line_result(size_t line, const char *id)
+{
+  json_t *o = json_object();
+  json_object_set_new(o, "line", json_integer((json_int_t)line + 1));
+  json_object_set_new(o, "id", id ? json_string(id) : json_null());
+  return o;
+}
+
+static void import_line_done(void *arg, int err, const conn_t *c)
+{
+  import_line_t *il = arg;
+  import_t *imp = il->imp;
+  json_t *r = line_result(il->line, c ? c->id : NULL);
+  if (err != 0) {
+    json_object_set_new(r, "error", json_string(err_name(err)));
+    json_object_set_new(r, "message", json_string(err_str(err)));
+    imp->failed++;
+  } else {
+    json_object_set_new(r, "status", json_string(conn_status_name(c->status)));
+    imp->ok++;
+  }
+  if (imp->results[il->line] != NULL)
+    json_decref(imp->results[il->line]);
+  imp->results[il->line] = r;
+  free(il);
+  if (--imp->pending == 0 && !imp->parsing)
+    import_finish(imp);
+}
+
+static void conn_import(api_ctx_t *ctx)
+{
+  size_t len;
+  const char *body = http_req_body(ctx->req, &len);
+  import_t *imp = xcalloc(1, sizeof *imp);
+  imp->ctx = ctx;
+  imp->parsing = true;
+  size_t cap = 1;
+  for (size_t i = 0; i < len; i++)
+    cap += body[i] == '\n';
+  imp->results = xcalloc(cap, sizeof *imp->results);
+  const char *p = body, *end = body + len;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl ? nl : end;
+    size_t n = (size_t)(le - p);
+    while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == ' '))
+      n--;
+    if (n > 0) {
+      size_t line = imp->lines++;
+      json_t *j = NULL;
+      api_err_t e;
+      conn_t *c = NULL;
+      if (json_parse(p, n, &j) != 0 || !json_is_object(j)) {
+        json_t *r = line_result(line, NULL);
+        json_object_set_new(r, "error", json_string("invalid_json"));
+        json_object_set_new(r, "message", json_string("the line is not a JSON object"));
+        imp->results[line] = r;
+        imp->failed++;
+      } else {
+        c = xcalloc(1, sizeof *c);
+        if (api_conn_from_json(j, NULL, c, &e) != 0) {
+          const char *id = json_is_string(json_object_get(j, "id")) ? json_string_value(json_object_get(j, "id")) : NULL;
+          json_t *r = line_result(line, id);
+          json_object_set_new(r, "error", json_string(e.code));
+          json_object_set_new(r, "message", json_string(e.message));
+          imp->results[line] = r;
+          imp->failed++;
+          free(c);
+        } else {
+          import_line_t *il = xmalloc(sizeof *il);
+          il->imp = imp;
+          il->line = line;
+          imp->pending++;
+          char *id = xstrdup(c->id);
+          int rc = svc_conn_put(ctx->api->svc, c, import_line_done, il);
+          if (rc != 0) {
+            imp->pending--;
+            free(il);
+            json_t *r = line_result(line, id);
+            json_object_set_new(r, "error", json_string(err_name(rc)));
+            json_object_set_new(r, "message", json_string(err_str(rc)));
+            imp->results[line] = r;
+            imp->failed++;
+          }
+          free(id);
+        }
+      }
+      json_decref(j);
+    }
+    p = le + 1;
+  }
+  imp->parsing = false;
+  if (imp->lines == 0) {
+    free(imp->results);
+    free(imp);
+    api_reply_error(ctx, 400, "empty_body", "the import body holds no NDJSON lines");
+    return;
+  }
+  if (imp->pending == 0)
+    import_finish(imp);
+}
+
+const api_route_t api_connection_routes[] = {
+  {"POST", "/v1/connections:import", true, 0, API_BODY_IMPORT, conn_import, "/v1/connections:import"},
+  {"PUT", "/v1/connections/{}", true, 1, 0, conn_put, "/v1/connections/{id}"},
+  {"GET", "/v1/connections/{}", true, 0, 0, conn_get, "/v1/connections/{id}"},
+  {"DELETE", "/v1/connections/{}", true, 0, 0, conn_delete, "/v1/connections/{id}"},
+  {"GET", "/v1/connections", true, 0, 0, conn_list, "/v1/connections"},
+  {"GET", "/v1/connections/{}/token", true, 0, 0, conn_token, "/v1/connections/{id}/token"},
+  {"POST", "/v1/connections/{}/refresh", true, 0, 0, conn_refresh, "/v1/connections/{id}/refresh"},
+  {NULL, NULL, false, 0, 0, NULL, NULL},
+};

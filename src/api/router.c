@@ -1,0 +1,378 @@
+/*
+ * router.c - the route table walk, API-key check, JSON body parsing, the
+ * error envelope and the one table that maps error codes to HTTP statuses;
+ * see api.h and api_int.h.
+ *
+ * Routes are data (api_route_t rows in each handler file). A path matches a
+ * pattern segment by segment; "{}" captures one percent-decoded segment.
+ * When a path matches some route but not its method, the answer is 405 with
+ * an Allow header; when nothing matches, 404.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api_int.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/metrics.h"
+#include "base/url.h"
+
+static const api_route_t *const tables[] = {
+  api_ops_routes, api_provider_routes, api_connection_routes, api_oauth_routes,
+};
+
+static const double latency_bounds[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
+
+api_t *api_new(const api_opts_t *o)
+{
+  api_t *a = xcalloc(1, sizeof *a);
+  a->svc = o->svc;
+  a->api_key = xstrdup(o->api_key);
+  a->api_key_len = strlen(o->api_key);
+  a->public_url = xstrdup(o->public_url);
+  a->callback_max_query = o->callback_max_query ? o->callback_max_query : 4096;
+  a->import_max_body = o->import_max_body ? o->import_max_body : 64u << 20;
+  metrics_help("grantd_http_requests_total", "API requests by route and status", METRIC_COUNTER);
+  metrics_histogram_define("grantd_http_request_ms", "API request latency (ms) by route",
+                           latency_bounds, ARRAY_SIZE(latency_bounds));
+  return a;
+}
+
+void api_free(api_t *a)
+{
+  if (a == NULL)
+    return;
+  free_secret(a->api_key);
+  free(a->public_url);
+  free(a);
+}
+
+void api_set_ready(api_t *a, int ready)
+{
+  /* Ready once after start-up; cleared only when draining for shutdown. */
+  if (ready)
+    a->ready = true;
+  else
+    a->shutting_down = true;
+}
+
+/* ---- the error table ---- */
+
+typedef struct {
+  int err;
+  int status;
+} err_status_t;
+
+static const err_status_t err_table[] = {
+  {GRANTD_ENOT_FOUND, 404},
+  {GRANTD_EEXISTS, 409},
+  {GRANTD_ECONFLICT, 409},
+  {GRANTD_EINVALID, 422},
+  {GRANTD_ECONFIG, 422},
+  {GRANTD_EREAUTH, 409},
+  {GRANTD_EPROVIDER_CONFIG, 409},
+  {GRANTD_EUPSTREAM, 502},
+  {GRANTD_EBAD_STATE, 400},
+  {GRANTD_EDISCOVERY, 502},
+  {GRANTD_EMAP_FULL, 507},
+  {GRANTD_ESTORE_IO, 503},
+  {GRANTD_ESTORE_DECODE, 500},
+  {GRANTD_ESTORE_AUTH, 500},
+  {GRANTD_ESTORE_VERSION, 500},
+  {GRANTD_ESTORE_KEY, 500},
+  {GRANTD_ESHUTDOWN, 503},
+  {GRANTD_EOVERLOADED, 503},
+  {GRANTD_EINSECURE_URL, 422},
+  {GRANTD_EBAD_URL, 422},
+};
+
+static int status_for(int err)
+{
+  for (size_t i = 0; i < ARRAY_SIZE(err_table); i++)
+    if (err_table[i].err == err)
+      return err_table[i].status;
+  /* Anything else is the network or TLS failing towards a provider. */
+  return err < 0 ? 502 : 500;
+}
+
+/* ---- replies ---- */
+
+static void ctx_free(api_ctx_t *ctx)
+{
+  free(ctx->params[0]);
+  free(ctx->params[1]);
+  json_decref(ctx->body);
+  if (ctx->query_parsed)
+    kvlist_free(&ctx->query);
+  free(ctx);
+}
+
+void api_reply_raw(api_ctx_t *ctx, int status, const char *content_type, const char *body,
+                   size_t len, const char *extra_headers)
+{
+  char labels[160];
+  const char *route = ctx->route ? ctx->route->name : "unmatched";
+  snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
+  metrics_counter_inc("grantd_http_requests_total", labels);
+  snprintf(labels, sizeof labels, "route=\"%s\"", route);
+  metrics_histogram_observe("grantd_http_request_ms", labels,
+                            (double)(clock_mono_us() - ctx->start_us) / 1000.0);
+  http_respond_ex(ctx->req, status, content_type, body, len, extra_headers);
+  ctx_free(ctx);
+}
+
+void api_reply_json(api_ctx_t *ctx, int status, json_t *json)
+{
+  buf_t b = BUF_INIT;
+  json_dump_buf(json, &b);
+  buf_putc(&b, '\n');
+  json_decref(json);
+  api_reply_raw(ctx, status, "application/json", b.data, b.len, "Cache-Control: no-store\r\n");
+  buf_free(&b);
+}
+
+static json_t *error_body(const char *code, const char *msg)
+{
+  json_t *o = json_object();
+  json_object_set_new(o, "error", json_string(code));
+  json_object_set_new(o, "message", json_string(msg));
+  return o;
+}
+
+void api_reply_error(api_ctx_t *ctx, int status, const char *code, const char *msg)
+{
+  api_reply_json(ctx, status, error_body(code, msg));
+}
+
+void api_reply_api_err(api_ctx_t *ctx, const api_err_t *e)
+{
+  api_reply_error(ctx, e->status, e->code, e->message);
+}
+
+void api_reply_err(api_ctx_t *ctx, int err, const conn_t *c)
+{
+  int status = status_for(err);
+  json_t *o = error_body(err_name(err), err_str(err));
+  if (c != NULL) {
+    json_t *cj = api_conn_to_json(c);
+    json_object_set(o, "status", json_object_get(cj, "status"));
+    json_object_set(o, "last_error", json_object_get(cj, "last_error"));
+    json_decref(cj);
+    if (c->last_error_message && (err == GRANTD_EUPSTREAM || err == GRANTD_EREAUTH ||
+                                  err == GRANTD_EPROVIDER_CONFIG)) {
+      char msg[512];
+      snprintf(msg, sizeof msg, "%s: %s", err_str(err), c->last_error_message);
+      json_object_set_new(o, "message", json_string(msg));
+    }
+  }
+  if (status >= 500 && status != 502)
+    log_warn("api_error", "route", ctx->route ? ctx->route->name : "", "code", err_name(err));
+  api_reply_json(ctx, status, o);
+}
+
+/* ---- query ---- */
+
+static int parse_query(api_ctx_t *ctx)
+{
+  if (ctx->query_parsed)
+    return ctx->query_ok ? 0 : -1;
+  ctx->query_parsed = true;
+  ctx->query_ok = false;
+  const char *q = http_req_query(ctx->req);
+  if (q == NULL || *q == '\0') {
+    ctx->query_ok = true;
+    return 0;
+  }
+  form_t f = FORM_INIT;
+  if (form_parse(q, strlen(q), &f) != 0)
+    return -1;
+  for (size_t i = 0; i < f.n; i++)
+    kvlist_push(&ctx->query, f.items[i].key, f.items[i].val);
+  form_free(&f);
+  ctx->query_ok = true;
+  return 0;
+}
+
+const char *api_query(api_ctx_t *ctx, const char *key)
+{
+  if (parse_query(ctx) != 0)
+    return NULL;
+  return kvlist_get(&ctx->query, key);
+}
+
+const kvlist_t *api_query_all(api_ctx_t *ctx)
+{
+  return parse_query(ctx) == 0 ? &ctx->query : NULL;
+}
+
+/* ---- matching ---- */
+
+/* Matches path against pattern; fills up to two decoded captures. */
+static bool match(const char *pattern, const char *path, size_t plen, char **caps)
+{
+  const char *p = pattern, *s = path, *end = path + plen;
+  int ncap = 0;
+  while (*p && s < end) {
+    if (p[0] == '{' && p[1] == '}') {
+      const char *seg_end = s;
+      while (seg_end < end && *seg_end != '/')
+        seg_end++;
+      /* A capture must not swallow a literal suffix such as ":import". */
+      if (seg_end == s || ncap >= 2)
+        goto fail;
+      buf_t d = BUF_INIT;
+      if (url_decode(&d, s, (size_t)(seg_end - s), URL_DEC_STRICT) != 0 || d.len == 0 ||
+          memchr(d.data, '/', d.len)) {
+        buf_free(&d);
+        goto fail;
+      }
+      caps[ncap++] = buf_steal(&d);
+      s = seg_end;
+      p += 2;
+      continue;
+    }
+    if (*p != *s)
+      goto fail;
+    p++;
+    s++;
+  }
+  if (*p == '\0' && s == end)
+    return true;
+fail:
+  for (int i = 0; i < ncap; i++) {
+    free(caps[i]);
+    caps[i] = NULL;
+  }
+  return false;
+}
+
+static bool auth_ok(api_t *a, http_req_t *req)
+{
+  const char *h = http_req_header(req, "authorization");
+  if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+    return false;
+  h += 7;
+  while (*h == ' ')
+    h++;
+  size_t n = strlen(h);
+  /* Constant time in the key's length: compare every byte of the key. */
+  unsigned char diff = (unsigned char)(n != a->api_key_len);
+  for (size_t i = 0; i < a->api_key_len; i++)
+    diff |= (unsigned char)(a->api_key[i] ^ (i < n ? h[i] : 0));
+  return diff == 0;
+}
+
+static void reply_simple(http_req_t *req, int status, const char *code, const char *msg,
+                         const char *extra)
+{
+  api_ctx_t *ctx = xcalloc(1, sizeof *ctx);
+  ctx->req = req;
+  ctx->start_us = clock_mono_us();
+  json_t *o = error_body(code, msg);
+  buf_t b = BUF_INIT;
+  json_dump_buf(o, &b);
+  buf_putc(&b, '\n');
+  json_decref(o);
+  api_reply_raw(ctx, status, "application/json", b.data, b.len, extra);
+  buf_free(&b);
+}
+
+void api_on_headers(http_req_t *req, void *arg)
+{
+  api_t *a = arg;
+  const char *method = http_req_method(req);
+  const char *path = http_req_path(req);
+  for (size_t t = 0; t < ARRAY_SIZE(tables); t++)
+    for (const api_route_t *r = tables[t]; r->method; r++) {
+      char *caps[2] = {NULL, NULL};
+      if (r->body_limit == 0 || strcmp(r->method, method) != 0 ||
+          !match(r->pattern, path, strlen(path), caps))
+        continue;
+      free(caps[0]);
+      free(caps[1]);
+      http_req_set_body_limit(req, r->body_limit == API_BODY_IMPORT ? a->import_max_body
+                                                                    : r->body_limit);
+      return;
+    }
+}
+
+void api_handle(http_req_t *req, void *arg)
+{
+  api_t *a = arg;
+  const char *method = http_req_method(req);
+  const char *path = http_req_path(req);
+  size_t plen = strlen(path);
+  const api_route_t *found = NULL;
+  bool path_known = false;
+  char allow[64] = "";
+  char *caps[2] = {NULL, NULL};
+
+  a->requests++;
+  for (size_t t = 0; t < ARRAY_SIZE(tables) && !found; t++) {
+    for (const api_route_t *r = tables[t]; r->method; r++) {
+      if (!match(r->pattern, path, plen, caps))
+        continue;
+      if (!strcmp(r->method, method)) {
+        found = r;
+        break;
+      }
+      path_known = true;
+      if (strlen(allow) + strlen(r->method) + 3 < sizeof allow) {
+        if (allow[0])
+          strcat(allow, ", ");
+        strcat(allow, r->method);
+      }
+      free(caps[0]);
+      free(caps[1]);
+      caps[0] = caps[1] = NULL;
+    }
+  }
+  if (found == NULL) {
+    if (path_known) {
+      char hdr[96];
+      snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
+      reply_simple(req, 405, "method_not_allowed", "this method is not allowed on this path", hdr);
+    } else {
+      reply_simple(req, 404, "not_found", "no such route", NULL);
+    }
+    return;
+  }
+  api_ctx_t *ctx = xcalloc(1, sizeof *ctx);
+  ctx->api = a;
+  ctx->req = req;
+  ctx->route = found;
+  ctx->params[0] = caps[0];
+  ctx->params[1] = caps[1];
+  ctx->start_us = clock_mono_us();
+  if (found->auth && !auth_ok(a, req)) {
+    api_reply_raw(ctx, 401, "application/json",
+                  "{\"error\":\"unauthorized\",\"message\":\"missing or wrong API key\"}\n", 63,
+                  "WWW-Authenticate: Bearer realm=\"grantd\"\r\n");
+    return;
+  }
+  if (a->shutting_down && found->fn != NULL && strcmp(found->name, "/healthz") != 0 &&
+      strcmp(found->name, "/metrics") != 0) {
+    api_reply_error(ctx, 503, "shutting_down", "grantd is shutting down");
+    return;
+  }
+  if (found->json_body) {
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    if (len == 0 && found->json_body == 2) {
+      ctx->body = NULL;
+    } else if (len == 0) {
+      api_reply_error(ctx, 400, "invalid_json", "a JSON object body is required");
+      return;
+    } else if (json_parse(body, len, &ctx->body) != 0 || !json_is_object(ctx->body)) {
+      api_reply_error(ctx, 400, "invalid_json", "the request body is not a valid JSON object");
+      return;
+    }
+  }
+  found->fn(ctx);
+}

@@ -1,0 +1,299 @@
+/*
+ * main.c - the grantd command line: `grantd serve`, `grantd version`.
+ *
+ * serve wires the layers together on one libuv loop (store -> TLS client
+ * context -> HTTP client -> connection service -> API -> HTTP server),
+ * writes the port file once listening, and shuts down in order on SIGTERM or
+ * SIGINT: stop accepting, let in-flight requests finish (bounded by
+ * --shutdown-timeout), stop the service, flush the store's last commit,
+ * close the environment, exit 0. A second signal exits at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "app/config.h"
+#include "app/keys.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "net/tls.h"
+#include "service/svc.h"
+#include "store/store.h"
+
+#ifndef GRANTD_VERSION
+#define GRANTD_VERSION "0.0.0"
+#endif
+
+typedef struct {
+  config_t cfg;
+  uv_loop_t *loop;
+  seal_keyring_t *keyring;
+  store_t *store;
+  tls_client_ctx_t *tls;
+  http_client_t *http;
+  svc_t *svc;
+  api_t *api;
+  http_server_t *server;
+  uv_signal_t sigterm, sigint;
+  int signals;
+  int exit_code;
+} app_t;
+
+static void usage(FILE *out)
+{
+  fprintf(out, "usage: grantd serve [options]   run the broker (grantd serve --help lists options)\n"
+               "       grantd version           print the version\n");
+}
+
+static int write_port_file(const char *path, unsigned port)
+{
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (f == NULL)
+    return -1;
+  fprintf(f, "%u\n", port);
+  if (fclose(f) != 0 || rename(tmp, path) != 0) {
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- orderly shutdown: each step's callback starts the next ---- */
+
+static void on_closed_handle(uv_handle_t *h)
+{
+  (void)h;
+}
+
+static void on_store_closed(void *arg)
+{
+  app_t *app = arg;
+  app->store = NULL;
+  if (app->tls != NULL) {
+    tls_client_ctx_free(app->tls);
+    app->tls = NULL;
+  }
+  uv_close((uv_handle_t *)&app->sigterm, on_closed_handle);
+  uv_close((uv_handle_t *)&app->sigint, on_closed_handle);
+  log_info("stopped");
+}
+
+static void on_http_client_closed(void *arg)
+{
+  app_t *app = arg;
+  app->http = NULL;
+  /* Commits whatever is still queued, then closes the environment. */
+  store_close(app->store, on_store_closed, app);
+}
+
+static void on_svc_closed(void *arg)
+{
+  app_t *app = arg;
+  svc_free(app->svc);
+  app->svc = NULL;
+  http_client_close(app->http, on_http_client_closed, app);
+}
+
+static void on_server_closed(void *arg)
+{
+  app_t *app = arg;
+  app->server = NULL;
+  svc_close(app->svc, on_svc_closed, app);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+  app_t *app = h->data;
+  if (++app->signals > 1) {
+    log_warn("exit_now", "#signal", LOG_I64(signum));
+    _exit(1);
+  }
+  log_info("shutting_down", "#signal", LOG_I64(signum));
+  api_set_ready(app->api, 0);
+  http_server_close(app->server, (unsigned)app->cfg.shutdown_timeout_ms, on_server_closed, app);
+}
+
+static int serve(int argc, char **argv)
+{
+  app_t app;
+  memset(&app, 0, sizeof app);
+  char err[512];
+  uint8_t master[SEAL_KEY_LEN];
+  char *api_key = NULL;
+  int rc = config_load(&app.cfg, argc, argv, 2, err, sizeof err);
+  if (rc == 1) {
+    config_usage(stdout);
+    config_free(&app.cfg);
+    return 0;
+  }
+  if (rc != 0) {
+    fprintf(stderr, "grantd: %s\n", err);
+    config_free(&app.cfg);
+    return 2;
+  }
+  int level = LOGL_INFO;
+  log_parse_level(app.cfg.log_level, &level);
+  log_init(level);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (keys_prepare_dir(app.cfg.data_dir, err, sizeof err) != 0 ||
+      keys_load(&app.cfg, &api_key, master, err, sizeof err) != 0) {
+    fprintf(stderr, "grantd: %s\n", err);
+    config_free(&app.cfg);
+    return 1;
+  }
+
+  app.loop = uv_default_loop();
+  app.keyring = seal_keyring_new();
+  seal_keyring_add(app.keyring, 1, master);
+  seal_keyring_set_current(app.keyring, 1);
+  mem_wipe(master, sizeof master);
+  store_opts_t so = {
+    .loop = app.loop,
+    .path = app.cfg.data_dir,
+    .map_size = (size_t)app.cfg.map_size,
+    .keyring = app.keyring,
+  };
+  rc = store_open(&app.store, &so);
+  if (rc != 0) {
+    fprintf(stderr, "grantd: cannot open the store in %s: %s\n", app.cfg.data_dir, err_str(rc));
+    goto fail;
+  }
+  rc = tls_client_ctx_new(&app.tls, app.cfg.system_ca_file, app.cfg.ca_file);
+  if (rc != 0) {
+    fprintf(stderr, "grantd: cannot load trust anchors (%s%s%s): %s\n", app.cfg.system_ca_file,
+            app.cfg.ca_file ? ", " : "", app.cfg.ca_file ? app.cfg.ca_file : "", err_str(rc));
+    goto fail;
+  }
+  http_client_opts_t ho = {
+    .tls = app.tls,
+    .allow_insecure_http = app.cfg.allow_insecure_http,
+    .max_per_origin = (unsigned)app.cfg.refresh_max_inflight_per_host,
+    .max_total = (unsigned)app.cfg.refresh_max_inflight,
+    .response_timeout_ms = (unsigned)app.cfg.request_timeout_ms,
+  };
+  app.http = http_client_new(app.loop, &ho);
+  svc_opts_t vo = {
+    .loop = app.loop,
+    .store = app.store,
+    .http = app.http,
+    .public_url = app.cfg.public_url,
+    .state_ttl_ms = app.cfg.state_ttl_s * 1000,
+    .request_timeout_ms = app.cfg.request_timeout_ms,
+    .max_inflight = (int)app.cfg.refresh_max_inflight,
+    .max_inflight_per_host = (int)app.cfg.refresh_max_inflight_per_host,
+    .ramp_per_s = (int)app.cfg.refresh_ramp_per_s,
+    .batch_per_tick = (int)app.cfg.refresh_batch_per_tick,
+  };
+  rc = svc_open(&app.svc, &vo);
+  if (rc != 0) {
+    fprintf(stderr, "grantd: cannot start the connection service: %s\n", err_str(rc));
+    goto fail;
+  }
+  api_opts_t ao = {
+    .svc = app.svc,
+    .api_key = api_key,
+    .public_url = app.cfg.public_url,
+    .callback_max_query = (size_t)app.cfg.callback_max_query,
+    .import_max_body = 256u << 20,
+  };
+  app.api = api_new(&ao);
+  free_secret(api_key);
+  api_key = NULL;
+  http_server_opts_t sopt = {
+    .host = app.cfg.listen_host,
+    .port = (unsigned)app.cfg.listen_port,
+    .max_header_bytes = (size_t)app.cfg.max_header,
+    .max_body_bytes = (size_t)app.cfg.max_body,
+    .max_connections = (unsigned)app.cfg.max_connections,
+    .idle_timeout_ms = (unsigned)app.cfg.idle_timeout_ms,
+    .request_timeout_ms = (unsigned)app.cfg.header_timeout_ms,
+    .handler = api_handle,
+    .handler_arg = app.api,
+    .on_headers = api_on_headers,
+  };
+  rc = http_server_start(app.loop, &sopt, &app.server);
+  if (rc != 0) {
+    fprintf(stderr, "grantd: cannot listen on %s: %s\n", app.cfg.listen, err_str(rc));
+    goto fail;
+  }
+  unsigned port = http_server_port(app.server);
+  if (app.cfg.port_file != NULL && write_port_file(app.cfg.port_file, port) != 0) {
+    fprintf(stderr, "grantd: cannot write port file %s: %s\n", app.cfg.port_file, strerror(errno));
+    goto fail;
+  }
+  uv_signal_init(app.loop, &app.sigterm);
+  uv_signal_init(app.loop, &app.sigint);
+  app.sigterm.data = app.sigint.data = &app;
+  uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&app.sigint, on_signal, SIGINT);
+  api_set_ready(app.api, 1);
+  char portstr[16];
+  snprintf(portstr, sizeof portstr, "%u", port);
+  log_info("listening", "host", app.cfg.listen_host, "port", portstr, "data", app.cfg.data_dir,
+           "version", GRANTD_VERSION);
+
+  uv_run(app.loop, UV_RUN_DEFAULT);
+
+  api_free(app.api);
+  seal_keyring_free(app.keyring);
+  uv_loop_close(app.loop);
+  config_free(&app.cfg);
+  return app.exit_code;
+
+fail:
+  /* Start-up failed before the loop ran: release what was opened. */
+  free_secret(api_key);
+  if (app.server)
+    http_server_close(app.server, 0, NULL, NULL);
+  if (app.svc) {
+    svc_close(app.svc, NULL, NULL);
+    uv_run(app.loop, UV_RUN_NOWAIT);
+    svc_free(app.svc);
+  }
+  if (app.http)
+    http_client_close(app.http, NULL, NULL);
+  uv_run(app.loop, UV_RUN_NOWAIT);
+  if (app.store)
+    store_close(app.store, NULL, NULL);
+  uv_run(app.loop, UV_RUN_DEFAULT);
+  if (app.tls)
+    tls_client_ctx_free(app.tls);
+  api_free(app.api);
+  seal_keyring_free(app.keyring);
+  config_free(&app.cfg);
+  return 1;
+}
+
+int main(int argc, char **argv)
+{
+  mem_install_uv();
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "serve"))
+    return serve(argc, argv);
+  if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+    printf("grantd %s\n", GRANTD_VERSION);
+    return 0;
+  }
+  if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(stdout);
+    return 0;
+  }
+  fprintf(stderr, "grantd: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
