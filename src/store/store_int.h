@@ -1,0 +1,130 @@
+/*
+ * store_int.h - what store.c (open, reads, listing, scans) and
+ * store_write.c (queue, overlay, group commit) share. Not public.
+ */
+#ifndef GRANTD_STORE_STORE_INT_H
+#define GRANTD_STORE_STORE_INT_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+
+#include "store/store.h"
+
+enum { DB_PROVIDERS, DB_CONNECTIONS, DB_STATES, DB_BY_TENANT, DB_META, DB_COUNT };
+
+/* LMDB's default (and here only) key size limit. */
+#define STORE_MAX_KEY 511
+
+typedef enum {
+  OP_PUT,       /* put val under key in db */
+  OP_DEL,       /* delete key from db (missing key: fine) */
+  OP_CONN_PUT,  /* put a connection and keep by_tenant in step */
+  OP_CONN_DEL,  /* delete a connection and its by_tenant entry */
+  OP_CONSUME,   /* delete a state; the decoded record goes to the callback */
+  OP_NOOP,      /* store_flush marker */
+} op_kind_t;
+
+typedef struct store_op store_op_t;
+struct store_op {
+  store_op_t *next;
+  op_kind_t kind;
+  int db;
+  char *key;
+  size_t keylen;
+  buf_t val;            /* encoded (and sealed) value of a put */
+  char *tenant;         /* OP_CONN_PUT: new tenant (NULL = not indexed) */
+  char *idx_new;        /* by_tenant keys this op adds / removes in the */
+  size_t idx_new_len;   /* overlay (the worker recomputes them in its txn) */
+  char *idx_old;
+  size_t idx_old_len;
+  store_cb cb;
+  store_state_cb scb;
+  void *arg;
+  state_rec_t consumed; /* OP_CONSUME */
+};
+
+/* One entry per key with pending ops: the latest op on that key decides
+ * what reads see. by_tenant entries are owned by the connection op that
+ * added or removed them. Entries are individually allocated, so pointers to
+ * them stay valid while the table grows. */
+typedef struct ov_entry ov_entry_t;
+struct ov_entry {
+  ov_entry_t *next;
+  uint64_t hash;
+  const store_op_t *op;
+  int db;
+  bool tomb;
+  size_t keylen;
+  char key[];
+};
+
+struct store {
+  uv_loop_t *loop;
+  const seal_keyring_t *kr;
+  MDB_env *env;
+  MDB_dbi dbi[DB_COUNT];
+  size_t map_size;
+
+  MDB_txn *rtxn;        /* the reused read txn (reset between reads) */
+  bool rtxn_active;
+
+  /* Write queue: ops gathered for the next batch, and the batch in flight. */
+  store_op_t *pend_head, *pend_tail;
+  size_t npend;
+  store_op_t *batch;
+  size_t nbatch;
+  bool running;         /* a batch is in the thread pool */
+  uv_work_t work;
+  uv_idle_t kick;       /* starts a commit at the next loop turn */
+  bool kick_active;
+  int batch_status;     /* worker result */
+  double batch_ms;
+
+  /* Overlay hash. */
+  ov_entry_t **ov;
+  size_t ov_nb, ov_count;
+  size_t ov_per_db[DB_COUNT];
+
+  bool completing;       /* after_work_cb is running the batch's callbacks */
+  bool closing;
+  bool closed;           /* store__finish_close() has run */
+  void (*close_cb)(void *arg);
+  void *close_arg;
+
+  store_stats_t st;
+};
+
+extern const char *const store__db_names[DB_COUNT];
+
+/* Maps an LMDB return code to grantd's (see store.h); logs unexpected ones
+ * with what was being done. Safe on any thread. */
+int store__mdb_err(int rc, const char *what);
+
+/* Logs (and counts, on the loop) a record that failed to decode. */
+void store__report_bad(store_t *s, int db, const char *key, size_t keylen, int err);
+
+/* Overlay lookup: NULL when the key has no pending op. */
+ov_entry_t *store__ov_find(store_t *s, int db, const char *key, size_t keylen);
+/* Overlay entries of one db whose key starts with prefix and sorts after
+ * `after` (prefix + after when after is given), sorted as LMDB sorts keys.
+ * Returns an xmalloc'd array (NULL when *n is 0). */
+ov_entry_t **store__ov_range(store_t *s, int db, const char *prefix, size_t plen,
+                              const char *after, size_t alen, size_t *n);
+
+/* Compares keys as LMDB's default comparator does. */
+int store__keycmp(const char *a, size_t an, const char *b, size_t bn);
+
+/* Read txn on the loop: begin (renew) and end (reset). */
+int store__rtxn_begin(store_t *s, MDB_txn **txn);
+void store__rtxn_end(store_t *s);
+
+/* Value of a key as the loop sees it: pending op first, then LMDB (txn).
+ * The bytes are borrowed until the txn ends or the loop turns.
+ * @return 0, GRANTD_ENOT_FOUND or GRANTD_ESTORE_IO. */
+int store__lookup(store_t *s, MDB_txn *txn, int db, const char *key, size_t keylen,
+                  const void **val, size_t *vlen);
+
+/* Called by store_close() in store_write.c once the queue is drained. */
+void store__finish_close(store_t *s);
+
+#endif
