@@ -61,7 +61,7 @@ uint64_t rand_range(uint64_t n)
 
 void rand_token(buf_t *out, size_t nbytes)
 {
-  unsigned char small[64];
+  unsigned char small[64] = {0}; /* zeroed: gcc cannot see rand_bytes fill it */
   unsigned char *p = nbytes <= sizeof small ? small : xmalloc(nbytes);
   rand_bytes(p, nbytes);
   b64url_encode(out, p, nbytes);
