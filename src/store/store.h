@@ -84,6 +84,8 @@ typedef struct {
  *                        value (the master key differs from the one the store
  *                        was created with);
  *   GRANTD_ESTORE_VERSION  the store has a newer schema version;
+ *   GRANTD_ESTORE_DECODE   the stored schema version is malformed;
+ *   GRANTD_EMAP_FULL       no room even for the meta records;
  *   GRANTD_ESTORE_IO     directory or LMDB failure (logged);
  *   a libuv code from uv_idle_init. */
 int store_open(store_t **out, const store_opts_t *opts);
