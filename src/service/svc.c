@@ -1,0 +1,814 @@
+/*
+ * svc.c - the service's front: open (provider cache, one scheduling scan,
+ * ramp-in), close, stats and metrics, provider CRUD, connection CRUD, token
+ * reads and forced refreshes. The machinery behind them lives in conn.c
+ * (index, ops, commits, answers) and refresher.c (wheel, limits, refresh).
+ *
+ * Callbacks never run inside the call that took them (svc.h): answers go
+ * through conn.c's deferred queue or run from store callbacks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/metrics.h"
+#include "base/rand.h"
+#include "base/url.h"
+#include "service/svc_int.h"
+#include "store/store.h"
+
+/* ---- hosts and the provider cache ----------------------------------------- */
+
+static svc_host_t *host_for(svc_t *svc, const char *url)
+{
+  url_t u;
+  if (url == NULL || url_parse(url, &u) != 0)
+    return NULL;
+  buf_t origin = BUF_INIT;
+  buf_printf(&origin, "%s://%s%s%s:%u", u.scheme, u.is_ipv6 ? "[" : "", u.host,
+             u.is_ipv6 ? "]" : "", (unsigned)u.port);
+  url_free(&u);
+  for (svc_host_t *h = svc->hosts; h; h = h->next) {
+    if (strcmp(h->origin, origin.data) == 0) {
+      buf_free(&origin);
+      return h;
+    }
+  }
+  svc_host_t *h = xcalloc(1, sizeof *h);
+  h->origin = buf_steal(&origin);
+  buf_t l = BUF_INIT;
+  buf_puts(&l, "host=\"");
+  metrics_label_escape(&l, h->origin);
+  buf_putc(&l, '"');
+  h->labels = buf_steal(&l);
+  h->next = svc->hosts;
+  svc->hosts = h;
+  metrics_gauge_set("grantd_refresh_inflight", h->labels, 0);
+  return h;
+}
+
+static int name_cmp(const char *a, size_t alen, const char *b)
+{
+  size_t blen = strlen(b);
+  int c = memcmp(a, b, alen < blen ? alen : blen);
+  return c ? c : (alen > blen) - (alen < blen);
+}
+
+/* Index of name in the sorted array, or of where it would go (*found 0). */
+static size_t prov_pos(svc_t *svc, const char *name, size_t len, int *found)
+{
+  size_t lo = 0, hi = svc->nprovs;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = name_cmp(name, len, svc->provs[mid]->p.name);
+    if (c == 0) {
+      *found = 1;
+      return mid;
+    }
+    if (c < 0)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  *found = 0;
+  return lo;
+}
+
+svc_prov_t *svc__prov_find(svc_t *svc, const char *name)
+{
+  int found;
+  if (name == NULL)
+    return NULL;
+  size_t i = prov_pos(svc, name, strlen(name), &found);
+  return found ? svc->provs[i] : NULL;
+}
+
+svc_prov_t *svc__prov_get_n(svc_t *svc, const char *name, size_t len)
+{
+  int found;
+  size_t i = prov_pos(svc, name, len, &found);
+  if (found)
+    return svc->provs[i];
+  svc_prov_t *pv = xcalloc(1, sizeof *pv);
+  pv->p.name = xstrndup(name, len);
+  if (svc->nprovs == svc->provs_cap) {
+    svc->provs_cap = svc->provs_cap ? svc->provs_cap * 2 : 16;
+    svc->provs = xrealloc(svc->provs, svc->provs_cap * sizeof *svc->provs);
+  }
+  memmove(&svc->provs[i + 1], &svc->provs[i], (svc->nprovs - i) * sizeof *svc->provs);
+  svc->provs[i] = pv;
+  svc->nprovs++;
+  return pv;
+}
+
+/* Trust for a provider's own CA file: svc->opts.tls plus p->ca_file
+ * (blocking file read: provider puts and start-up only). */
+static int prov_tls(svc_t *svc, const provider_t *p, tls_client_ctx_t **out)
+{
+  *out = NULL;
+  if (p->ca_file == NULL || p->ca_file[0] == '\0')
+    return 0;
+  if (svc->opts.tls == NULL) {
+    log_warn("provider_ca_file_ignored", "provider", p->name, "reason", "no base TLS context");
+    return 0;
+  }
+  int rc = tls_client_ctx_derive(out, svc->opts.tls, p->ca_file);
+  if (rc != 0)
+    log_error("provider_ca_file_unusable", "provider", p->name, "ca_file", p->ca_file, "error",
+              err_name(rc));
+  return rc;
+}
+
+/* Installs p (moved) as the cached provider of its holder, with its TLS
+ * context (moved, may be NULL). */
+static svc_prov_t *prov_install(svc_t *svc, provider_t *p, tls_client_ctx_t *tls)
+{
+  svc_prov_t *pv = svc__prov_get(svc, p->name);
+  if (pv->tls) {
+    svc->old_tls = xrealloc(svc->old_tls, (svc->n_old_tls + 1) * sizeof *svc->old_tls);
+    svc->old_tls[svc->n_old_tls++] = pv->tls;
+  }
+  pv->tls = tls;
+  provider_free(&pv->p);
+  pv->p = *p;
+  memset(p, 0, sizeof *p);
+  pv->present = true;
+  pv->host = host_for(svc, pv->p.token_url);
+  if (ratelimit_init(&pv->rl, pv->p.rate_limit_count, pv->p.rate_limit_window * 1000) != 0)
+    log_warn("provider_rate_limit_ignored", "provider", pv->p.name);
+  pv->rl_until = 0;
+  return pv;
+}
+
+/* ---- metrics ---------------------------------------------------------------- */
+
+static double gauge_u64(void *arg)
+{
+  return (double)*(const uint64_t *)arg;
+}
+
+static double gauge_scheduled(void *arg)
+{
+  return (double)wheel_count(&((svc_t *)arg)->wheel);
+}
+
+static void metrics_setup(svc_t *svc)
+{
+  static const double lat[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000};
+  static const double lag[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30000};
+  metrics_help("grantd_refreshes_total", "token refreshes by outcome", METRIC_COUNTER);
+  metrics_histogram_define("grantd_refresh_latency_ms", "token request round trip (ms)", lat,
+                           ARRAY_SIZE(lat));
+  metrics_histogram_define("grantd_scheduler_lag_ms",
+                           "actual minus planned refresh start (ms)", lag, ARRAY_SIZE(lag));
+  metrics_help("grantd_refresh_inflight", "token requests in flight per host", METRIC_GAUGE);
+  metrics_help("grantd_refresh_queued", "token requests waiting for a slot", METRIC_GAUGE);
+  metrics_help("grantd_scheduled", "connections with a scheduled refresh", METRIC_GAUGE);
+  metrics_help("grantd_connections", "connections by status", METRIC_GAUGE);
+  metrics_help("grantd_status_changes_total", "connection status changes", METRIC_COUNTER);
+  metrics_gauge_set("grantd_refresh_queued", NULL, 0);
+  metrics_gauge_fn("grantd_scheduled", NULL, gauge_scheduled, svc);
+  for (int s = 0; s < CONN_STATUS_COUNT; s++) {
+    char labels[64];
+    snprintf(labels, sizeof labels, "status=\"%s\"", conn_status_name((conn_status_t)s));
+    metrics_gauge_fn("grantd_connections", labels, gauge_u64, &svc->by_status[s]);
+  }
+}
+
+/* The gauges must not keep pointing into a freed service. */
+static void metrics_freeze(svc_t *svc)
+{
+  metrics_gauge_set("grantd_scheduled", NULL, (double)wheel_count(&svc->wheel));
+  for (int s = 0; s < CONN_STATUS_COUNT; s++) {
+    char labels[64];
+    snprintf(labels, sizeof labels, "status=\"%s\"", conn_status_name((conn_status_t)s));
+    metrics_gauge_set("grantd_connections", labels, (double)svc->by_status[s]);
+  }
+}
+
+/* ---- open ----------------------------------------------------------------------- */
+
+typedef struct {
+  svc_t *svc;
+  int64_t now;
+  conn_entry_t **overdue;
+  size_t n_overdue, cap_overdue;
+} load_t;
+
+static int load_provider(void *arg, const provider_t *p)
+{
+  load_t *l = arg;
+  provider_t copy;
+  tls_client_ctx_t *tls;
+  provider_copy(&copy, p);
+  prov_tls(l->svc, &copy, &tls);
+  prov_install(l->svc, &copy, tls);
+  return 0;
+}
+
+static void load_bad(void *arg, const char *db, const char *key, size_t keylen, int err)
+{
+  load_t *l = arg;
+  svc_t *svc = l->svc;
+  char *k = xstrndup(key, keylen);
+  log_error("record_undecodable", "db", db, "key", k, "error", err_name(err));
+  svc->st.decode_errors++;
+  if (strcmp(db, RECORD_DB_CONNECTIONS) == 0 && svc__entry_find(svc, k) == NULL) {
+    /* Keep it visible: reads report the decode error, a put replaces it,
+     * a delete removes it. Never scheduled. */
+    svc__entry_add_raw(svc, key, keylen, "", 0, CONN_ERROR, GRANT_REFRESH_TOKEN, 0, 0);
+  }
+  free(k);
+}
+
+static int load_conn(void *arg, const conn_sched_t *c)
+{
+  load_t *l = arg;
+  svc_t *svc = l->svc;
+  conn_entry_t *e = svc__entry_add_raw(svc, c->id.p, c->id.n, c->provider.p, c->provider.n,
+                                       c->status, c->grant, c->expires_at, c->failures);
+  e->next_refresh_at = c->next_refresh_at;
+  if (c->next_refresh_at <= 0 || (c->status != CONN_ACTIVE && c->status != CONN_REFRESH_FAILING))
+    return 0;
+  if (c->next_refresh_at > l->now) {
+    wheel_link(&svc->wheel, &e->wheel, (uint64_t)c->next_refresh_at);
+    return 0;
+  }
+  if (l->n_overdue == l->cap_overdue) {
+    l->cap_overdue = l->cap_overdue ? l->cap_overdue * 2 : 1024;
+    l->overdue = xrealloc(l->overdue, l->cap_overdue * sizeof *l->overdue);
+  }
+  l->overdue[l->n_overdue++] = e;
+  return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+  svc_t *svc = h->data;
+  if (--svc->handles_open == 0) {
+    metrics_freeze(svc);
+    if (svc->close_cb)
+      svc->close_cb(svc->close_arg);
+  }
+}
+
+int svc_open(svc_t **out, const svc_opts_t *opts)
+{
+  if (out == NULL || opts == NULL || opts->loop == NULL || opts->store == NULL)
+    return GRANTD_EINVALID;
+  svc_t *svc = xcalloc(1, sizeof *svc);
+  svc->opts = *opts;
+  svc_opts_t *o = &svc->opts;
+  if (o->state_ttl_ms <= 0)
+    o->state_ttl_ms = SVC_DEFAULT_STATE_TTL_MS;
+  if (o->request_timeout_ms <= 0)
+    o->request_timeout_ms = SVC_DEFAULT_TIMEOUT_MS;
+  if (o->max_inflight <= 0)
+    o->max_inflight = SVC_DEFAULT_MAX_INFLIGHT;
+  if (o->max_inflight_per_host <= 0)
+    o->max_inflight_per_host = SVC_DEFAULT_MAX_INFLIGHT_PER_HOST;
+  if (o->ramp_per_s <= 0)
+    o->ramp_per_s = SVC_DEFAULT_RAMP_PER_S;
+  if (o->batch_per_tick <= 0)
+    o->batch_per_tick = SVC_DEFAULT_BATCH_PER_TICK;
+  svc->loop = o->loop;
+  svc->store = o->store;
+  svc->http = o->http;
+  svc->hseed = rand_u64();
+  svc->rnd = rand_u64();
+  svc->armed_at = UINT64_MAX;
+  svc->queue_cap = (size_t)o->max_inflight * 4;
+  if (svc->queue_cap < SVC_QUEUE_CAP_MIN)
+    svc->queue_cap = SVC_QUEUE_CAP_MIN;
+  svc->ans_tail = &svc->ans_head;
+  int64_t now = clock_now_ms();
+  wheel_init(&svc->wheel, (uint64_t)now);
+
+  load_t l = {.svc = svc, .now = now};
+  int64_t t0 = clock_mono_us();
+  int rc = store_provider_scan(svc->store, load_provider, load_bad, &l);
+  if (rc == 0)
+    rc = store_conn_scan_sched(svc->store, load_conn, load_bad, &l);
+  if (rc != 0) {
+    free(l.overdue);
+    svc_free(svc);
+    return rc;
+  }
+  svc__ramp(svc, l.overdue, l.n_overdue, now);
+  free(l.overdue);
+
+  uv_timer_init(svc->loop, &svc->timer);
+  uv_timer_init(svc->loop, &svc->rl_timer);
+  uv_idle_init(svc->loop, &svc->idle);
+  svc->timer.data = svc->rl_timer.data = svc->idle.data = svc;
+  svc->handles_open = 3;
+  metrics_setup(svc);
+  svc__arm(svc);
+  log_info("service_open", "#connections", LOG_I64(svc->count), "#providers",
+           LOG_I64(svc->nprovs), "#scheduled", LOG_I64(wheel_count(&svc->wheel)), "#overdue",
+           LOG_I64(l.n_overdue), "#decode_errors", LOG_I64(svc->st.decode_errors), "#ms",
+           LOG_I64((clock_mono_us() - t0) / 1000));
+  *out = svc;
+  return 0;
+}
+
+/* ---- close ---------------------------------------------------------------------- */
+
+void svc__work_begin(svc_t *svc)
+{
+  svc->work++;
+}
+
+void svc__work_end(svc_t *svc)
+{
+  svc->work--;
+  svc__maybe_closed(svc);
+}
+
+void svc__maybe_closed(svc_t *svc)
+{
+  if (!svc->closing || svc->handles_open <= 0 || svc->close_cb == NULL)
+    return;
+  if (svc->ops || svc->sending || svc->work || svc->queued || svc->ans_head)
+    return;
+  if (uv_is_closing((uv_handle_t *)&svc->idle))
+    return;
+  uv_close((uv_handle_t *)&svc->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&svc->rl_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&svc->idle, on_handle_closed);
+}
+
+static void close_noop(void *arg)
+{
+  (void)arg;
+}
+
+void svc_close(svc_t *svc, void (*cb)(void *arg), void *arg)
+{
+  svc->closing = true;
+  svc->close_cb = cb ? cb : close_noop;
+  svc->close_arg = arg;
+  uv_timer_stop(&svc->timer);
+  uv_timer_stop(&svc->rl_timer);
+  /* Queued requests never start: their ops end with GRANTD_ESHUTDOWN. */
+  svc__treq_shutdown_all(svc);
+  log_info("service_closing", "#inflight", LOG_I64(svc->sending), "#ops", LOG_I64(svc->ops));
+  svc__maybe_closed(svc);
+}
+
+void svc_free(svc_t *svc)
+{
+  if (svc == NULL)
+    return;
+  for (size_t i = 0; i < svc->nbuckets; i++) {
+    conn_entry_t *e = svc->buckets[i];
+    while (e) {
+      conn_entry_t *next = e->hnext;
+      free(e);
+      e = next;
+    }
+  }
+  free(svc->buckets);
+  for (size_t i = 0; i < svc->n_old_tls; i++)
+    tls_client_ctx_free(svc->old_tls[i]);
+  free(svc->old_tls);
+  for (size_t i = 0; i < svc->nprovs; i++) {
+    tls_client_ctx_free(svc->provs[i]->tls);
+    provider_free(&svc->provs[i]->p);
+    free(svc->provs[i]->queue.items);
+    free(svc->provs[i]);
+  }
+  free(svc->provs);
+  while (svc->hosts) {
+    svc_host_t *h = svc->hosts;
+    svc->hosts = h->next;
+    free(h->origin);
+    free(h->labels);
+    free(h);
+  }
+  free(svc);
+}
+
+void svc_stats(svc_t *svc, svc_stats_t *out)
+{
+  *out = svc->st;
+  out->connections = svc->count;
+  memcpy(out->by_status, svc->by_status, sizeof out->by_status);
+  out->scheduled = wheel_count(&svc->wheel);
+  out->queued = svc->queued;
+  out->inflight = svc->sending;
+}
+
+/* ---- providers ---------------------------------------------------------------- */
+
+typedef struct {
+  svc_t *svc;
+  provider_t p;
+  tls_client_ctx_t *tls;
+  svc_provider_cb cb;
+  void *arg;
+} prov_put_t;
+
+static void prov_put_free(prov_put_t *pp)
+{
+  provider_free(&pp->p);
+  tls_client_ctx_free(pp->tls);
+  free(pp);
+}
+
+static void prov_put_done(void *arg, int status)
+{
+  prov_put_t *pp = arg;
+  svc_t *svc = pp->svc;
+  if (status != 0) {
+    log_error("provider_commit_failed", "provider", pp->p.name, "error", err_name(status));
+    pp->cb(pp->arg, status, NULL);
+  } else {
+    svc_prov_t *pv = prov_install(svc, &pp->p, pp->tls);
+    pp->tls = NULL;
+    log_info("provider_put", "provider", pv->p.name);
+    pp->cb(pp->arg, 0, &pv->p);
+  }
+  prov_put_free(pp);
+  svc__work_end(svc);
+}
+
+/* Stamps and stores the provider; the callback runs after the commit. */
+static int prov_commit(prov_put_t *pp)
+{
+  svc_t *svc = pp->svc;
+  int rc = prov_tls(svc, &pp->p, &pp->tls);
+  if (rc != 0)
+    return GRANTD_ECONFIG;
+  int64_t now = clock_now_ms();
+  svc_prov_t *old = svc__prov_find(svc, pp->p.name);
+  pp->p.created_at = old && old->present && old->p.created_at ? old->p.created_at : now;
+  pp->p.updated_at = now;
+  return store_provider_put(svc->store, &pp->p, prov_put_done, pp);
+}
+
+static void on_discovered(void *arg, int err, provider_t *p)
+{
+  prov_put_t *pp = arg;
+  svc_t *svc = pp->svc;
+  (void)p; /* == &pp->p */
+  if (err == 0 && svc->closing)
+    err = GRANTD_ESHUTDOWN;
+  if (err == 0)
+    err = prov_commit(pp);
+  if (err != 0) {
+    pp->cb(pp->arg, err, NULL);
+    prov_put_free(pp);
+    svc__work_end(svc);
+  }
+}
+
+int svc_provider_put(svc_t *svc, provider_t *p, svc_provider_cb cb, void *arg)
+{
+  if (svc->closing || p == NULL || p->name == NULL || cb == NULL) {
+    int rc = svc->closing ? GRANTD_ESHUTDOWN : GRANTD_EINVALID;
+    if (p) {
+      provider_free(p);
+      free(p);
+    }
+    return rc;
+  }
+  prov_put_t *pp = xcalloc(1, sizeof *pp);
+  pp->svc = svc;
+  pp->p = *p;
+  free(p);
+  pp->cb = cb;
+  pp->arg = arg;
+  svc__work_begin(svc);
+  if (pp->p.issuer && !pp->p.token_url) {
+    svc__discover(svc, &pp->p, on_discovered, pp);
+    return 0;
+  }
+  int rc = prov_commit(pp);
+  if (rc != 0) {
+    prov_put_free(pp);
+    svc->work--;
+  }
+  return rc;
+}
+
+int svc_provider_get(svc_t *svc, const char *name, provider_t *out)
+{
+  svc_prov_t *pv = svc__prov_find(svc, name);
+  if (pv == NULL || !pv->present)
+    return GRANTD_ENOT_FOUND;
+  provider_copy(out, &pv->p);
+  return 0;
+}
+
+int svc_provider_each(svc_t *svc, void (*fn)(void *arg, const provider_t *p), void *arg)
+{
+  for (size_t i = 0; i < svc->nprovs; i++)
+    if (svc->provs[i]->present)
+      fn(arg, &svc->provs[i]->p);
+  return 0;
+}
+
+typedef struct {
+  svc_t *svc;
+  svc_prov_t *pv;
+  svc_provider_cb cb;
+  void *arg;
+} prov_del_t;
+
+static void prov_del_done(void *arg, int status)
+{
+  prov_del_t *pd = arg;
+  svc_t *svc = pd->svc;
+  svc_prov_t *pv = pd->pv;
+  if (status != 0) {
+    pv->present = true; /* still stored */
+  } else if (!pv->present) {
+    /* Keep only the name: the holder stays as a placeholder. */
+    char *name = pv->p.name;
+    pv->p.name = NULL;
+    provider_free(&pv->p);
+    pv->p.name = name;
+    pv->host = NULL;
+    if (pv->tls) {
+      svc->old_tls = xrealloc(svc->old_tls, (svc->n_old_tls + 1) * sizeof *svc->old_tls);
+      svc->old_tls[svc->n_old_tls++] = pv->tls;
+      pv->tls = NULL;
+    }
+    log_info("provider_deleted", "provider", name);
+  }
+  pd->cb(pd->arg, status, NULL);
+  free(pd);
+  svc__work_end(svc);
+}
+
+int svc_provider_delete(svc_t *svc, const char *name, svc_provider_cb cb, void *arg)
+{
+  if (svc->closing)
+    return GRANTD_ESHUTDOWN;
+  svc_prov_t *pv = svc__prov_find(svc, name);
+  if (pv == NULL || !pv->present)
+    return GRANTD_ENOT_FOUND;
+  if (pv->uses > 0)
+    return GRANTD_ECONFLICT;
+  prov_del_t *pd = xcalloc(1, sizeof *pd);
+  pd->svc = svc;
+  pd->pv = pv;
+  pd->cb = cb;
+  pd->arg = arg;
+  int rc = store_provider_delete(svc->store, name, prov_del_done, pd);
+  if (rc != 0) {
+    free(pd);
+    return rc;
+  }
+  /* Hidden at once so no new connection can name it meanwhile. */
+  pv->present = false;
+  svc__work_begin(svc);
+  return 0;
+}
+
+/* ---- connections --------------------------------------------------------------- */
+
+int svc_conn_put(svc_t *svc, conn_t *c, svc_conn_cb cb, void *arg)
+{
+  int rc = 0;
+  if (svc->closing) {
+    rc = GRANTD_ESHUTDOWN;
+    goto fail;
+  }
+  if (c->id == NULL || c->provider == NULL) {
+    rc = GRANTD_EINVALID;
+    goto fail;
+  }
+  svc_prov_t *pv = svc__prov_find(svc, c->provider);
+  if (pv == NULL || !pv->present) {
+    rc = GRANTD_EPROVIDER_UNKNOWN;
+    goto fail;
+  }
+  int64_t now = clock_now_ms();
+  conn_t old;
+  int grc = store_conn_get(svc->store, c->id, &old);
+  if (grc == 0) {
+    c->created_at = old.created_at ? old.created_at : now;
+    c->revision = old.revision + 1;
+    conn_free(&old);
+  } else {
+    if (grc != GRANTD_ENOT_FOUND)
+      log_warn("conn_replacing_unreadable", "id", c->id, "error", err_name(grc));
+    c->created_at = now;
+    c->revision = 1;
+  }
+  c->updated_at = now;
+  c->failures = 0;
+  free(c->last_error_code);
+  free(c->last_error_message);
+  c->last_error_code = c->last_error_message = NULL;
+  c->last_error_http = 0;
+  c->last_error_at = 0;
+  c->next_refresh_at = 0;
+
+  bool has_rt = c->refresh_token && c->refresh_token[0];
+  bool has_at = c->access_token && c->access_token[0];
+  switch (c->grant) {
+  case GRANT_CLIENT_CREDENTIALS:
+  case GRANT_PASSWORD: {
+    /* The grant runs at once; one commit stores its outcome. */
+    /* The status stays what it was until the grant's outcome is stored
+     * (one status change, not two). */
+    conn_entry_t *e = svc__entry_find(svc, c->id);
+    c->status = e ? (conn_status_t)e->status : CONN_PENDING;
+    if (e)
+      svc__entry_apply(svc, e, c);
+    else
+      e = svc__entry_add(svc, c);
+    svc__refresh_with(svc, e, c, cb, arg);
+    free(c);
+    return 0;
+  }
+  case GRANT_REFRESH_TOKEN:
+    if (has_at || has_rt) {
+      c->status = CONN_ACTIVE;
+      if (c->refreshed_at == 0)
+        c->refreshed_at = now;
+      c->next_refresh_at = has_at ? policy_next_refresh(now, c->refreshed_at, c->expires_at,
+                                                        has_rt, &pv->p, rand_fast_u64(&svc->rnd))
+                                  : now; /* only a refresh token: get an access token now */
+    } else {
+      c->status = CONN_NEEDS_REAUTH;
+      c->last_error_code = xstrdup("no_tokens");
+      c->last_error_message = xstrdup("imported without an access or refresh token");
+      c->last_error_at = now;
+    }
+    break;
+  default:
+    c->status = CONN_PENDING;
+    break;
+  }
+  rc = svc__conn_commit(svc, c, cb, arg);
+  free(c);
+  return rc;
+
+fail:
+  conn_free(c);
+  free(c);
+  return rc;
+}
+
+int svc_conn_get(svc_t *svc, const char *id, conn_t *out)
+{
+  return store_conn_get(svc->store, id, out);
+}
+
+int svc_conn_list(svc_t *svc, const char *tenant, int status, const char *cursor,
+                  size_t limit, conn_t **out, size_t *n, char **next)
+{
+  return store_conn_list(svc->store, tenant, status, cursor, limit, out, n, next);
+}
+
+int svc_conn_token(svc_t *svc, const char *id, int64_t min_ttl_ms, svc_conn_cb cb, void *arg)
+{
+  if (svc->closing)
+    return GRANTD_ESHUTDOWN;
+  conn_entry_t *e = svc__entry_find(svc, id);
+  if (e == NULL)
+    return GRANTD_ENOT_FOUND;
+  if (e->op) {
+    /* A refresh or a write is running: answer from its committed result. */
+    svc__op_wait(e->op, SVC_WAIT_TOKEN, cb, arg);
+    return 0;
+  }
+  conn_t c;
+  int rc = store_conn_get(svc->store, id, &c);
+  if (rc != 0)
+    return rc;
+  int64_t now = clock_now_ms();
+  int verdict = svc__token_verdict(&c, now);
+  bool serving = c.status == CONN_ACTIVE || c.status == CONN_REFRESH_FAILING;
+  if (!serving || (verdict == 0 && !policy_should_refresh_on_read(now, c.expires_at, min_ttl_ms))) {
+    svc__answer_move(svc, cb, arg, verdict, &c);
+    return 0;
+  }
+  if (c.failures > 0 && e->next_refresh_at > now) {
+    /* Backing off after failures (maybe a Retry-After): do not hammer the
+     * provider on behalf of readers. Serve the token while it is valid,
+     * even with less than min_ttl left; else report the upstream error. */
+    svc__answer_move(svc, cb, arg, verdict, &c);
+    return 0;
+  }
+  conn_free(&c);
+  svc__refresh(svc, e, false, SVC_WAIT_TOKEN, cb, arg);
+  return 0;
+}
+
+int svc_conn_refresh(svc_t *svc, const char *id, svc_conn_cb cb, void *arg)
+{
+  if (svc->closing)
+    return GRANTD_ESHUTDOWN;
+  conn_entry_t *e = svc__entry_find(svc, id);
+  if (e == NULL)
+    return GRANTD_ENOT_FOUND;
+  if (e->op == NULL && e->status == CONN_PENDING)
+    return GRANTD_ECONFLICT;
+  if (e->op == NULL && e->status == CONN_REVOKED)
+    return GRANTD_EREAUTH;
+  svc__refresh(svc, e, true, SVC_WAIT_FORCED, cb, arg);
+  return 0;
+}
+
+/* ---- delete ------------------------------------------------------------------------ */
+
+typedef struct {
+  svc_t *svc;
+  char *id;
+  svc_delete_cb cb;
+  void *arg;
+  svc_revoke_report_t rep;
+} conn_del_t;
+
+static void conn_del_done(void *arg, int status)
+{
+  conn_del_t *d = arg;
+  svc_t *svc = d->svc;
+  if (status != 0) {
+    log_error("conn_delete_failed", "id", d->id, "error", err_name(status));
+    svc__entry_resync(svc, d->id);
+  } else {
+    log_info("conn_deleted", "id", d->id, "?revoked", d->rep.attempted);
+  }
+  d->cb(d->arg, status, &d->rep);
+  free(d->id);
+  free(d);
+  svc__work_end(svc);
+}
+
+static int conn_del_store(conn_del_t *d)
+{
+  return store_conn_delete(d->svc->store, d->id, conn_del_done, d);
+}
+
+static void on_revoked(void *arg, const svc_revoke_report_t *rep)
+{
+  conn_del_t *d = arg;
+  svc_t *svc = d->svc;
+  if (rep)
+    d->rep = *rep;
+  int rc;
+  if (svc__entry_find(svc, d->id) != NULL)
+    rc = GRANTD_ECONFLICT; /* put again while revoking: the new one stays */
+  else
+    rc = conn_del_store(d);
+  if (rc != 0) {
+    d->cb(d->arg, rc, &d->rep);
+    free(d->id);
+    free(d);
+    svc__work_end(svc);
+  }
+}
+
+int svc_conn_delete(svc_t *svc, const char *id, bool revoke, svc_delete_cb cb, void *arg)
+{
+  if (svc->closing)
+    return GRANTD_ESHUTDOWN;
+  conn_entry_t *e = svc__entry_find(svc, id);
+  if (e == NULL)
+    return GRANTD_ENOT_FOUND;
+  conn_del_t *d = xcalloc(1, sizeof *d);
+  d->svc = svc;
+  d->id = xstrdup(id);
+  d->cb = cb;
+  d->arg = arg;
+  if (!revoke) {
+    int rc = conn_del_store(d);
+    if (rc != 0) {
+      free(d->id);
+      free(d);
+      return rc;
+    }
+    svc__entry_remove(svc, e, GRANTD_ENOT_FOUND);
+    svc__work_begin(svc);
+    return 0;
+  }
+  conn_t c;
+  int rc = store_conn_get(svc->store, id, &c);
+  svc_prov_t *pv = e->prov;
+  svc__entry_remove(svc, e, GRANTD_ENOT_FOUND);
+  svc__work_begin(svc);
+  if (rc != 0) {
+    /* Unreadable: nothing to revoke with, delete anyway. */
+    log_warn("revoke_skipped", "id", id, "error", err_name(rc));
+    rc = conn_del_store(d);
+    if (rc != 0) {
+      svc__entry_resync(svc, id);
+      free(d->id);
+      free(d);
+      svc->work--;
+    }
+    return rc;
+  }
+  svc__revoke(svc, &c, pv, on_revoked, d);
+  conn_free(&c);
+  return 0;
+}

@@ -1,0 +1,689 @@
+/*
+ * test_svc.c - the connection service in-process: a real store in a temp
+ * dir, the real HTTP client, and a tiny plain-HTTP token endpoint served by
+ * net/http_server on the same loop (the provider allows http:// for it).
+ *
+ * Only correctness is asserted, never timing: tests that need a scheduled
+ * refresh use lifetimes of a couple of seconds and run the loop until the
+ * expected state is reached (ctest's timeout catches a hang).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "support.h"
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "base/url.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "service/svc_int.h"
+#include "store/store.h"
+
+/* The connect-flow hooks live in files another helper writes; weak
+ * stand-ins keep this test linkable either way (a strong definition in
+ * the service library wins when it is linked in). */
+__attribute__((weak)) void svc__discover(svc_t *svc, provider_t *p, svc__discover_cb done,
+                                         void *arg)
+{
+  (void)svc;
+  done(arg, GRANTD_EDISCOVERY, p);
+}
+
+__attribute__((weak)) void svc__revoke(svc_t *svc, const conn_t *c, svc_prov_t *prov,
+                                       svc__revoke_cb done, void *arg)
+{
+  (void)svc;
+  (void)c;
+  (void)prov;
+  svc_revoke_report_t rep = {0};
+  done(arg, &rep);
+}
+
+/* ---- the mock token endpoint ----------------------------------------------- */
+
+enum { MOCK_OK, MOCK_500, MOCK_INVALID_GRANT, MOCK_INVALID_CLIENT, MOCK_HOLD };
+
+typedef struct {
+  int mode;
+  int expires_in;
+  int rotate;            /* issue a new refresh token on each refresh */
+  int requests;          /* token requests received */
+  int refresh_grants;
+  int cc_grants;
+  int replays;           /* refresh tokens presented that were not current */
+  int issued;            /* tokens issued so far (names them) */
+  char current_rt[64];   /* the refresh token the mock accepts */
+  http_req_t *held;      /* MOCK_HOLD: the request waiting for release */
+} mock_t;
+
+static mock_t mock;
+
+static void mock_answer_ok(http_req_t *req, const char *grant)
+{
+  char body[512];
+  mock.issued++;
+  char rt[128] = "";
+  if (strcmp(grant, "refresh_token") == 0 && mock.rotate) {
+    snprintf(mock.current_rt, sizeof mock.current_rt, "rt%d", mock.issued);
+    snprintf(rt, sizeof rt, ",\"refresh_token\":\"%s\"", mock.current_rt);
+  }
+  snprintf(body, sizeof body,
+           "{\"access_token\":\"at%d\",\"token_type\":\"bearer\",\"expires_in\":%d%s}",
+           mock.issued, mock.expires_in, rt);
+  http_respond(req, 200, "application/json", body, strlen(body));
+}
+
+static void mock_handler(http_req_t *req, void *arg)
+{
+  (void)arg;
+  size_t n;
+  const char *b = http_req_body(req, &n);
+  form_t f = FORM_INIT;
+  form_parse(b, n, &f);
+  const char *grant = form_get(&f, "grant_type");
+  mock.requests++;
+  if (grant && strcmp(grant, "refresh_token") == 0) {
+    mock.refresh_grants++;
+    const char *rt = form_get(&f, "refresh_token");
+    if (rt == NULL || strcmp(rt, mock.current_rt) != 0)
+      mock.replays++;
+  } else if (grant && strcmp(grant, "client_credentials") == 0) {
+    mock.cc_grants++;
+  }
+  char g[32];
+  snprintf(g, sizeof g, "%s", grant ? grant : "");
+  form_free(&f);
+  const char *e = NULL;
+  switch (mock.mode) {
+  case MOCK_500:
+    http_respond(req, 500, "text/plain", "oops", 4);
+    return;
+  case MOCK_INVALID_GRANT:
+    e = "{\"error\":\"invalid_grant\",\"error_description\":\"revoked\"}";
+    http_respond(req, 400, "application/json", e, strlen(e));
+    return;
+  case MOCK_INVALID_CLIENT:
+    e = "{\"error\":\"invalid_client\"}";
+    http_respond(req, 401, "application/json", e, strlen(e));
+    return;
+  case MOCK_HOLD:
+    mock.held = req;
+    return;
+  default:
+    mock_answer_ok(req, g);
+  }
+}
+
+/* ---- fixture ----------------------------------------------------------------- */
+
+typedef struct {
+  uv_loop_t loop;
+  const char *dir;
+  seal_keyring_t *kr;
+  store_t *store;
+  http_client_t *http;
+  http_server_t *srv;
+  svc_t *svc;
+  char token_url[64];
+} fx_t;
+
+static fx_t fx;
+
+static void run_until(int *flag)
+{
+  while (!*flag)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+}
+
+static int store_open_fx(void)
+{
+  store_opts_t so = {.loop = &fx.loop, .path = fx.dir, .keyring = fx.kr};
+  return store_open(&fx.store, &so);
+}
+
+static int svc_open_fx(void)
+{
+  svc_opts_t o = {
+    .loop = &fx.loop,
+    .store = fx.store,
+    .http = fx.http,
+    .public_url = "http://127.0.0.1:1",
+    .max_inflight = 4,
+    .max_inflight_per_host = 2,
+    .ramp_per_s = 100,
+    .batch_per_tick = 8,
+  };
+  return svc_open(&fx.svc, &o);
+}
+
+static void flag_cb(void *arg)
+{
+  *(int *)arg = 1;
+}
+
+static void store_flag_cb(void *arg, int status)
+{
+  assert_int_equal(status, 0);
+  *(int *)arg = 1;
+}
+
+static void svc_close_fx(void)
+{
+  int done = 0;
+  svc_close(fx.svc, flag_cb, &done);
+  run_until(&done);
+  svc_free(fx.svc);
+  fx.svc = NULL;
+}
+
+static void store_close_fx(void)
+{
+  int done = 0;
+  store_close(fx.store, flag_cb, &done);
+  run_until(&done);
+  fx.store = NULL;
+}
+
+static int setup(void **state)
+{
+  (void)state;
+  memset(&mock, 0, sizeof mock);
+  mock.expires_in = 3600;
+  strcpy(mock.current_rt, "rt0");
+  memset(&fx, 0, sizeof fx);
+  assert_int_equal(uv_loop_init(&fx.loop), 0);
+  fx.dir = xstrdup(test_mkdtemp());
+  fx.kr = seal_keyring_new();
+  uint8_t key[SEAL_KEY_LEN];
+  memset(key, 7, sizeof key);
+  assert_int_equal(seal_keyring_add(fx.kr, 1, key), 0);
+  assert_int_equal(store_open_fx(), 0);
+  http_server_opts_t so = {.handler = mock_handler};
+  assert_int_equal(http_server_start(&fx.loop, &so, &fx.srv), 0);
+  snprintf(fx.token_url, sizeof fx.token_url, "http://127.0.0.1:%u/token",
+           http_server_port(fx.srv));
+  http_client_opts_t co = {.allow_insecure_http = 1};
+  fx.http = http_client_new(&fx.loop, &co);
+  assert_int_equal(svc_open_fx(), 0);
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  (void)state;
+  if (mock.held) {
+    http_respond(mock.held, 500, NULL, NULL, 0);
+    mock.held = NULL;
+  }
+  if (fx.svc)
+    svc_close_fx();
+  int done = 0;
+  http_client_close(fx.http, flag_cb, &done);
+  run_until(&done);
+  done = 0;
+  http_server_close(fx.srv, 0, flag_cb, &done);
+  run_until(&done);
+  store_close_fx();
+  uv_run(&fx.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&fx.loop), 0);
+  seal_keyring_free(fx.kr);
+  test_rmdir(fx.dir);
+  free((void *)fx.dir);
+  return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+typedef struct {
+  int done;
+  int err;
+  conn_t rec;
+  bool has_rec;
+} res_t;
+
+static void conn_cb(void *arg, int err, const conn_t *c)
+{
+  res_t *r = arg;
+  r->done++;
+  r->err = err;
+  if (c) {
+    if (r->has_rec)
+      conn_free(&r->rec);
+    conn_copy(&r->rec, c);
+    r->has_rec = true;
+  }
+}
+
+static void res_free(res_t *r)
+{
+  if (r->has_rec)
+    conn_free(&r->rec);
+  memset(r, 0, sizeof *r);
+}
+
+static void prov_cb(void *arg, int err, const provider_t *p)
+{
+  (void)p;
+  res_t *r = arg;
+  r->done++;
+  r->err = err;
+}
+
+static void put_provider(const char *name)
+{
+  provider_t *p = xcalloc(1, sizeof *p);
+  p->name = xstrdup(name);
+  p->token_url = xstrdup(fx.token_url);
+  p->client_id = xstrdup("cid");
+  p->client_secret = xstrdup("csecret");
+  p->allow_insecure_http = true;
+  p->refresh_lead_min = 1;
+  res_t r = {0};
+  assert_int_equal(svc_provider_put(fx.svc, p, prov_cb, &r), 0);
+  while (!r.done)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  assert_int_equal(r.err, 0);
+}
+
+static conn_t *new_conn(const char *id, grant_t g)
+{
+  conn_t *c = xcalloc(1, sizeof *c);
+  c->id = xstrdup(id);
+  c->tenant = xstrdup("t1");
+  c->provider = xstrdup("acme");
+  c->grant = g;
+  return c;
+}
+
+/* Imports a connection with tokens expiring in expires_ms. */
+static void import(const char *id, int64_t expires_ms)
+{
+  conn_t *c = new_conn(id, GRANT_REFRESH_TOKEN);
+  c->access_token = xstrdup("at0");
+  c->refresh_token = xstrdup("rt0");
+  c->expires_at = clock_now_ms() + expires_ms;
+  res_t r = {0};
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_int_equal(r.rec.status, CONN_ACTIVE);
+  res_free(&r);
+}
+
+static void get(const char *id, conn_t *out)
+{
+  assert_int_equal(svc_conn_get(fx.svc, id, out), 0);
+}
+
+static void refresh(const char *id, res_t *r)
+{
+  assert_int_equal(svc_conn_refresh(fx.svc, id, conn_cb, r), 0);
+  run_until(&r->done);
+}
+
+/* ---- tests ----------------------------------------------------------------------- */
+
+static void test_import_scheduled_refresh(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  mock.expires_in = 60;
+  import("c1", 2000); /* lead 1 s: the wheel fires about 1 s from now */
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.scheduled, 1);
+  while (mock.refresh_grants < 1 || fx.svc->st.refresh_ok < 1 ||
+         svc__entry_find(fx.svc, "c1")->op != NULL)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  conn_t c;
+  get("c1", &c);
+  assert_string_equal(c.access_token, "at1");
+  assert_string_equal(c.refresh_token, "rt0"); /* none came back: kept */
+  assert_int_equal(c.status, CONN_ACTIVE);
+  assert_int_equal(c.revision, 2);
+  assert_true(c.next_refresh_at > clock_now_ms());
+  assert_true(c.refreshed_at > 0);
+  conn_free(&c);
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.scheduled, 1);
+  assert_int_equal(mock.replays, 0);
+}
+
+static void test_single_flight(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  res_t r[10];
+  memset(r, 0, sizeof r);
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(svc_conn_token(fx.svc, "c1", 7200 * 1000, conn_cb, &r[i]), 0);
+  for (int i = 0; i < 10; i++) {
+    run_until(&r[i].done);
+    assert_int_equal(r[i].done, 1);
+    assert_int_equal(r[i].err, 0);
+    assert_string_equal(r[i].rec.access_token, "at1");
+    res_free(&r[i]);
+  }
+  assert_int_equal(mock.requests, 1);
+  /* A token with enough time left is served from the store. */
+  res_t q = {0};
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 30 * 1000, conn_cb, &q), 0);
+  run_until(&q.done);
+  assert_int_equal(q.err, 0);
+  assert_string_equal(q.rec.access_token, "at1");
+  res_free(&q);
+  assert_int_equal(mock.requests, 1);
+  assert_int_equal(svc_conn_token(fx.svc, "nope", 0, conn_cb, &q), GRANTD_ENOT_FOUND);
+}
+
+static void test_forced_coalesce_and_rotation(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  mock.rotate = 1;
+  import("c1", 3600 * 1000);
+  res_t a = {0}, b = {0};
+  assert_int_equal(svc_conn_refresh(fx.svc, "c1", conn_cb, &a), 0);
+  assert_int_equal(svc_conn_refresh(fx.svc, "c1", conn_cb, &b), 0);
+  run_until(&a.done);
+  run_until(&b.done);
+  assert_int_equal(a.err, 0);
+  assert_int_equal(b.err, 0);
+  assert_int_equal(mock.requests, 1);
+  assert_string_equal(b.rec.refresh_token, "rt1");
+  res_free(&a);
+  res_free(&b);
+  /* The rotated token is durable and the next refresh presents it. */
+  buf_t raw = BUF_INIT;
+  assert_int_equal(store_committed_get(fx.store, "connections", "c1", 2, &raw), 0);
+  buf_free(&raw);
+  refresh("c1", &a);
+  assert_int_equal(a.err, 0);
+  assert_string_equal(a.rec.refresh_token, "rt2");
+  assert_int_equal(a.rec.revision, 3);
+  res_free(&a);
+  assert_int_equal(mock.replays, 0);
+  assert_int_equal(mock.refresh_grants, 2);
+}
+
+static void test_transient_then_recovery(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  mock.mode = MOCK_500;
+  res_t r = {0};
+  refresh("c1", &r);
+  assert_int_equal(r.err, GRANTD_EUPSTREAM);
+  assert_int_equal(r.rec.status, CONN_REFRESH_FAILING);
+  assert_int_equal(r.rec.failures, 1);
+  assert_int_equal(r.rec.last_error_http, 500);
+  assert_non_null(r.rec.last_error_code);
+  assert_string_equal(r.rec.access_token, "at0"); /* old token kept */
+  assert_true(r.rec.next_refresh_at > 0);
+  res_free(&r);
+  /* Still valid: readers get the old token without a new request. */
+  int before = mock.requests;
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 7200 * 1000, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_string_equal(r.rec.access_token, "at0");
+  res_free(&r);
+  assert_int_equal(mock.requests, before);
+  /* The backoff retry (0.5-1 s) recovers. */
+  mock.mode = MOCK_OK;
+  conn_t c;
+  for (;;) {
+    uv_run(&fx.loop, UV_RUN_ONCE);
+    get("c1", &c);
+    int st = c.status;
+    conn_free(&c);
+    if (st == CONN_ACTIVE)
+      break;
+  }
+  get("c1", &c);
+  assert_int_equal(c.failures, 0);
+  assert_null(c.last_error_code);
+  assert_string_equal(c.access_token, "at1");
+  conn_free(&c);
+}
+
+static void test_invalid_grant_needs_reauth(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  mock.mode = MOCK_INVALID_GRANT;
+  res_t r = {0};
+  refresh("c1", &r);
+  assert_int_equal(r.err, GRANTD_EREAUTH);
+  assert_int_equal(r.rec.status, CONN_NEEDS_REAUTH);
+  assert_string_equal(r.rec.last_error_code, "invalid_grant");
+  assert_int_equal(r.rec.next_refresh_at, 0);
+  res_free(&r);
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.scheduled, 0);
+  assert_int_equal(st.by_status[CONN_NEEDS_REAUTH], 1);
+  assert_int_equal(st.refresh_reauth, 1);
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 0, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, GRANTD_EREAUTH);
+  res_free(&r);
+  assert_int_equal(mock.requests, 1);
+}
+
+static void test_client_credentials_put(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  conn_t *c = new_conn("cc1", GRANT_CLIENT_CREDENTIALS);
+  res_t r = {0};
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_int_equal(r.rec.status, CONN_ACTIVE);
+  assert_string_equal(r.rec.access_token, "at1");
+  assert_int_equal(r.rec.revision, 1);
+  assert_true(r.rec.next_refresh_at > 0);
+  res_free(&r);
+  assert_int_equal(mock.cc_grants, 1);
+  /* A rejected client: stored with status error, err 0 (it was stored). */
+  mock.mode = MOCK_INVALID_CLIENT;
+  c = new_conn("cc2", GRANT_CLIENT_CREDENTIALS);
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_int_equal(r.rec.status, CONN_ERROR);
+  assert_string_equal(r.rec.last_error_code, "invalid_client");
+  res_free(&r);
+  /* Unknown provider. */
+  c = new_conn("cc3", GRANT_CLIENT_CREDENTIALS);
+  free(c->provider);
+  c->provider = xstrdup("nope");
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), GRANTD_EPROVIDER_UNKNOWN);
+  /* A pending authorization_code connection. */
+  c = new_conn("ac1", GRANT_AUTHORIZATION_CODE);
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.rec.status, CONN_PENDING);
+  res_free(&r);
+  assert_int_equal(svc_conn_refresh(fx.svc, "ac1", conn_cb, &r), GRANTD_ECONFLICT);
+  assert_int_equal(svc_conn_token(fx.svc, "ac1", 0, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, GRANTD_ECONFLICT);
+  res_free(&r);
+}
+
+static void test_reopen_restores_schedule(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  import("c2", 3600 * 1000);
+  conn_t *c = new_conn("p1", GRANT_AUTHORIZATION_CODE);
+  res_t r = {0};
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  res_free(&r);
+  svc_close_fx();
+  /* Make c2 overdue behind the service's back: it must ramp in. */
+  conn_t rec;
+  assert_int_equal(store_conn_get(fx.store, "c2", &rec), 0);
+  rec.next_refresh_at = clock_now_ms() - 1000;
+  int done = 0;
+  assert_int_equal(store_conn_put(fx.store, &rec, NULL, NULL), 0);
+  assert_int_equal(store_flush(fx.store, store_flag_cb, &done), 0);
+  conn_free(&rec);
+  run_until(&done);
+  assert_int_equal(svc_open_fx(), 0);
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.connections, 3);
+  assert_int_equal(st.scheduled, 2);
+  assert_int_equal(st.by_status[CONN_PENDING], 1);
+  assert_int_equal(st.by_status[CONN_ACTIVE], 2);
+  while (fx.svc->st.refresh_ok < 1 || svc__entry_find(fx.svc, "c2")->op)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  get("c2", &rec);
+  assert_string_equal(rec.access_token, "at1");
+  conn_free(&rec);
+  assert_int_equal(mock.requests, 1);
+}
+
+static void del_cb(void *arg, int err, const svc_revoke_report_t *rep)
+{
+  (void)rep;
+  res_t *r = arg;
+  r->done++;
+  r->err = err;
+}
+
+static void test_delete_during_refresh(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  mock.mode = MOCK_HOLD;
+  res_t r = {0}, d = {0};
+  assert_int_equal(svc_conn_refresh(fx.svc, "c1", conn_cb, &r), 0);
+  while (mock.held == NULL)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  assert_int_equal(svc_conn_delete(fx.svc, "c1", false, del_cb, &d), 0);
+  run_until(&d.done);
+  assert_int_equal(d.err, 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, GRANTD_ENOT_FOUND);
+  /* The provider answers now: the result is dropped, nothing stored. */
+  mock.mode = MOCK_OK;
+  http_req_t *h = mock.held;
+  mock.held = NULL;
+  mock_answer_ok(h, "refresh_token");
+  while (fx.svc->ops > 0 || fx.svc->sending > 0)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  int done = 0;
+  assert_int_equal(store_flush(fx.store, store_flag_cb, &done), 0);
+  run_until(&done);
+  conn_t c;
+  assert_int_equal(store_conn_get(fx.store, "c1", &c), GRANTD_ENOT_FOUND);
+  assert_int_equal(svc_conn_get(fx.svc, "c1", &c), GRANTD_ENOT_FOUND);
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.connections, 0);
+  assert_int_equal(st.scheduled, 0);
+  assert_int_equal(svc_conn_delete(fx.svc, "c1", false, del_cb, &d), GRANTD_ENOT_FOUND);
+  res_free(&r);
+}
+
+static void test_provider_crud(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  provider_t p;
+  assert_int_equal(svc_provider_get(fx.svc, "acme", &p), 0);
+  assert_string_equal(p.token_url, fx.token_url);
+  assert_true(p.created_at > 0);
+  provider_free(&p);
+  assert_int_equal(svc_provider_get(fx.svc, "nope", &p), GRANTD_ENOT_FOUND);
+  import("c1", 3600 * 1000);
+  res_t r = {0};
+  assert_int_equal(svc_provider_delete(fx.svc, "acme", prov_cb, &r), GRANTD_ECONFLICT);
+  res_t d = {0};
+  assert_int_equal(svc_conn_delete(fx.svc, "c1", true, del_cb, &d), 0);
+  run_until(&d.done);
+  assert_int_equal(d.err, 0);
+  assert_int_equal(svc_provider_delete(fx.svc, "acme", prov_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_int_equal(svc_provider_get(fx.svc, "acme", &p), GRANTD_ENOT_FOUND);
+  assert_int_equal(svc_provider_delete(fx.svc, "acme", prov_cb, &r), GRANTD_ENOT_FOUND);
+  /* Issuer-only providers go through discovery (stubbed here: fails). */
+  provider_t *q = xcalloc(1, sizeof *q);
+  q->name = xstrdup("disc");
+  q->issuer = xstrdup("https://issuer.example");
+  r.done = 0;
+  assert_int_equal(svc_provider_put(fx.svc, q, prov_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, GRANTD_EDISCOVERY);
+  assert_int_equal(svc_provider_get(fx.svc, "disc", &p), GRANTD_ENOT_FOUND);
+}
+
+static void test_replace_during_refresh(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  mock.mode = MOCK_HOLD;
+  res_t r = {0};
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 7200 * 1000, conn_cb, &r), 0);
+  while (mock.held == NULL)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  /* Replace with new imported tokens: the waiting reader gets them. */
+  conn_t *c = new_conn("c1", GRANT_REFRESH_TOKEN);
+  c->access_token = xstrdup("new-at");
+  c->refresh_token = xstrdup("new-rt");
+  c->expires_at = clock_now_ms() + 3600 * 1000;
+  res_t p = {0};
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &p), 0);
+  run_until(&p.done);
+  run_until(&r.done);
+  assert_int_equal(p.err, 0);
+  assert_int_equal(p.rec.revision, 2);
+  assert_int_equal(r.err, 0);
+  assert_string_equal(r.rec.access_token, "new-at");
+  mock.mode = MOCK_OK;
+  http_req_t *h = mock.held;
+  mock.held = NULL;
+  mock_answer_ok(h, "refresh_token");
+  while (fx.svc->ops > 0 || fx.svc->sending > 0)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  conn_t got;
+  get("c1", &got);
+  assert_string_equal(got.access_token, "new-at"); /* the old refresh's result was dropped */
+  assert_int_equal(got.revision, 2);
+  conn_free(&got);
+  res_free(&r);
+  res_free(&p);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_import_scheduled_refresh, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_single_flight, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_forced_coalesce_and_rotation, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_transient_then_recovery, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_invalid_grant_needs_reauth, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_client_credentials_put, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_reopen_restores_schedule, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_delete_during_refresh, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_provider_crud, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_replace_during_refresh, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
