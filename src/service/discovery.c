@@ -159,7 +159,9 @@ static int get_list(disc_t *d, const json_t *doc, const char *key, strlist_t *ou
     if (!json_is_string(it))
       goto bad;
   }
-  json_array_foreach(v, i, it) strlist_push(out, json_string_value(it));
+  json_array_foreach(v, i, it) {
+    strlist_push(out, json_string_value(it));
+  }
   return 0;
 bad:
   why(d, "%s: '%s' is not an array of strings", d->urls[d->idx], key);

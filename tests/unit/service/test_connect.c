@@ -398,6 +398,20 @@ static void delete_cb(void *arg, int err, const svc_revoke_report_t *rep)
     r->rep = *rep;
 }
 
+static void connect_c1(void)
+{
+  char *st = authorize("c1", NULL);
+  kvlist_t q = {0};
+  kvlist_push(&q, "code", "c");
+  kvlist_push(&q, "state", st);
+  cb_res_t x;
+  assert_int_equal(callback(&q, &x), 0);
+  assert_null(x.error);
+  cb_res_free(&x);
+  kvlist_free(&q);
+  free(st);
+}
+
 /* A port nothing listens on: bound, read back, closed. */
 static unsigned dead_port(void)
 {
@@ -803,6 +817,92 @@ static void test_callback_connection_deleted(void **state)
   free(st);
 }
 
+static void test_callback_failed_reauth_keeps_active(void **state)
+{
+  (void)state;
+  std_setup();
+  connect_c1();
+  char *st = authorize("c1", NULL);
+  kvlist_t q = {0};
+  kvlist_push(&q, "error", "access_denied");
+  kvlist_push(&q, "state", st);
+  cb_res_t x;
+  assert_int_equal(callback(&q, &x), 0);
+  assert_string_equal(x.error, "access_denied");
+  cb_res_free(&x);
+  conn_t c;
+  get_conn("c1", &c);
+  assert_int_equal(c.status, CONN_ACTIVE); /* the current grant still works */
+  assert_string_equal(c.access_token, "at-1");
+  assert_string_equal(c.last_error_code, "access_denied");
+  assert_string_equal(c.last_error_message, "access_denied");
+  conn_free(&c);
+  kvlist_free(&q);
+  free(st);
+}
+
+static void test_callback_malformed(void **state)
+{
+  (void)state;
+  std_setup();
+  /* Neither code nor error. */
+  char *st = authorize("c1", NULL);
+  kvlist_t q = {0};
+  kvlist_push(&q, "state", st);
+  cb_res_t x;
+  assert_int_equal(callback(&q, &x), 0);
+  assert_string_equal(x.error, "invalid_request");
+  cb_res_free(&x);
+  kvlist_free(&q);
+  free(st);
+  /* A repeated code (RFC 6749 section 3.1). */
+  st = authorize("c1", NULL);
+  kvlist_push(&q, "code", "a");
+  kvlist_push(&q, "code", "b");
+  kvlist_push(&q, "state", st);
+  assert_int_equal(callback(&q, &x), 0);
+  assert_string_equal(x.error, "invalid_request");
+  cb_res_free(&x);
+  kvlist_free(&q);
+  free(st);
+  /* A repeated state is no state. */
+  st = authorize("c1", NULL);
+  kvlist_push(&q, "code", "a");
+  kvlist_push(&q, "state", st);
+  kvlist_push(&q, "state", st);
+  assert_int_equal(callback(&q, &x), GRANTD_EBAD_STATE);
+  kvlist_free(&q);
+  free(st);
+  assert_int_equal(mock.token_calls, 0);
+  conn_t c;
+  get_conn("c1", &c);
+  assert_int_equal(c.status, CONN_PENDING);
+  conn_free(&c);
+}
+
+static void test_callback_grant_changed(void **state)
+{
+  (void)state;
+  std_setup();
+  char *st = authorize("c1", NULL);
+  put_conn("c1", "acme", GRANT_REFRESH_TOKEN); /* replaced meanwhile */
+  kvlist_t q = {0};
+  kvlist_push(&q, "code", "c");
+  kvlist_push(&q, "state", st);
+  cb_res_t x;
+  assert_int_equal(callback(&q, &x), 0);
+  assert_int_equal(x.err, GRANTD_ECONFLICT);
+  assert_string_equal(x.conn_id, "c1");
+  cb_res_free(&x);
+  assert_int_equal(mock.token_calls, 0);
+  conn_t c;
+  get_conn("c1", &c);
+  assert_string_equal(c.access_token, "at-imported");
+  conn_free(&c);
+  kvlist_free(&q);
+  free(st);
+}
+
 /* ---- discovery ------------------------------------------------------------------ */
 
 typedef struct {
@@ -954,20 +1054,6 @@ static void test_discovery_through_provider_put(void **state)
 
 /* ---- revocation ----------------------------------------------------------------- */
 
-static void connect_c1(void)
-{
-  char *st = authorize("c1", NULL);
-  kvlist_t q = {0};
-  kvlist_push(&q, "code", "c");
-  kvlist_push(&q, "state", st);
-  cb_res_t x;
-  assert_int_equal(callback(&q, &x), 0);
-  assert_null(x.error);
-  cb_res_free(&x);
-  kvlist_free(&q);
-  free(st);
-}
-
 static void test_revoke_on_delete(void **state)
 {
   (void)state;
@@ -1068,6 +1154,9 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_callback_code_rejected, setup, teardown),
     cmocka_unit_test_setup_teardown(test_callback_provider_down, setup, teardown),
     cmocka_unit_test_setup_teardown(test_callback_connection_deleted, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_callback_failed_reauth_keeps_active, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_callback_malformed, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_callback_grant_changed, setup, teardown),
     cmocka_unit_test_setup_teardown(test_discovery_rfc8414, setup, teardown),
     cmocka_unit_test_setup_teardown(test_discovery_oidc_fallback, setup, teardown),
     cmocka_unit_test_setup_teardown(test_discovery_failures, setup, teardown),
