@@ -312,9 +312,8 @@ void svc__treq_submit(svc_t *svc, svc_treq_t *t)
   t->state = TREQ_QUEUED;
   heap_push(&t->prov->queue, t);
   svc->queued++;
-  dispatch(svc);
-  if (t->state == TREQ_QUEUED)
-    gauges(svc, NULL);
+  dispatch(svc); /* may complete and free t */
+  gauges(svc, NULL);
 }
 
 int svc__treq_cancel(svc_treq_t *t)

@@ -45,7 +45,7 @@ __attribute__((weak)) void svc__revoke(svc_t *svc, const conn_t *c, svc_prov_t *
 
 /* ---- the mock token endpoint ----------------------------------------------- */
 
-enum { MOCK_OK, MOCK_500, MOCK_INVALID_GRANT, MOCK_INVALID_CLIENT, MOCK_HOLD };
+enum { MOCK_OK, MOCK_500, MOCK_INVALID_GRANT, MOCK_INVALID_CLIENT, MOCK_HOLD, MOCK_429 };
 
 typedef struct {
   int mode;
@@ -57,7 +57,11 @@ typedef struct {
   int replays;           /* refresh tokens presented that were not current */
   int issued;            /* tokens issued so far (names them) */
   char current_rt[64];   /* the refresh token the mock accepts */
-  http_req_t *held;      /* MOCK_HOLD: the request waiting for release */
+  http_req_t *held;      /* MOCK_HOLD: the first request waiting */
+  http_req_t *queue[16]; /* MOCK_HOLD: every request waiting, in order */
+  int nheld;
+  int outstanding;       /* held and not released yet */
+  int max_outstanding;   /* most requests held at once */
 } mock_t;
 
 static mock_t mock;
@@ -111,7 +115,15 @@ static void mock_handler(http_req_t *req, void *arg)
     http_respond(req, 401, "application/json", e, strlen(e));
     return;
   case MOCK_HOLD:
-    mock.held = req;
+    if (mock.held == NULL)
+      mock.held = req;
+    mock.queue[mock.nheld++] = req;
+    if (++mock.outstanding > mock.max_outstanding)
+      mock.max_outstanding = mock.outstanding;
+    return;
+  case MOCK_429:
+    e = "{\"error\":\"slow_down\"}";
+    http_respond_ex(req, 429, "application/json", e, strlen(e), "Retry-After: 30\r\n");
     return;
   default:
     mock_answer_ok(req, g);
@@ -215,10 +227,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
   (void)state;
-  if (mock.held) {
-    http_respond(mock.held, 500, NULL, NULL, 0);
-    mock.held = NULL;
-  }
+  for (int i = 0; i < mock.nheld; i++)
+    if (mock.queue[i])
+      http_respond(mock.queue[i], 500, NULL, NULL, 0);
+  mock.nheld = 0;
+  mock.held = NULL;
   if (fx.svc)
     svc_close_fx();
   int done = 0;
@@ -273,6 +286,9 @@ static void prov_cb(void *arg, int err, const provider_t *p)
   r->err = err;
 }
 
+/* Adjusts the next provider put_provider() stores (then reset). */
+static void (*prov_tweak)(provider_t *p);
+
 static void put_provider(const char *name)
 {
   provider_t *p = xcalloc(1, sizeof *p);
@@ -282,6 +298,9 @@ static void put_provider(const char *name)
   p->client_secret = xstrdup("csecret");
   p->allow_insecure_http = true;
   p->refresh_lead_min = 1;
+  if (prov_tweak)
+    prov_tweak(p);
+  prov_tweak = NULL;
   res_t r = {0};
   assert_int_equal(svc_provider_put(fx.svc, p, prov_cb, &r), 0);
   while (!r.done)
@@ -583,6 +602,7 @@ static void test_delete_during_refresh(void **state)
   mock.mode = MOCK_OK;
   http_req_t *h = mock.held;
   mock.held = NULL;
+  mock.queue[0] = NULL;
   mock_answer_ok(h, "refresh_token");
   while (fx.svc->ops > 0 || fx.svc->sending > 0)
     uv_run(&fx.loop, UV_RUN_ONCE);
@@ -659,6 +679,7 @@ static void test_replace_during_refresh(void **state)
   mock.mode = MOCK_OK;
   http_req_t *h = mock.held;
   mock.held = NULL;
+  mock.queue[0] = NULL;
   mock_answer_ok(h, "refresh_token");
   while (fx.svc->ops > 0 || fx.svc->sending > 0)
     uv_run(&fx.loop, UV_RUN_ONCE);
@@ -669,6 +690,192 @@ static void test_replace_during_refresh(void **state)
   conn_free(&got);
   res_free(&r);
   res_free(&p);
+}
+
+static void test_limits(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  char id[8];
+  for (int i = 0; i < 5; i++) {
+    snprintf(id, sizeof id, "c%d", i);
+    import(id, 3600 * 1000);
+  }
+  mock.mode = MOCK_HOLD;
+  res_t r[5];
+  memset(r, 0, sizeof r);
+  for (int i = 0; i < 5; i++) {
+    snprintf(id, sizeof id, "c%d", i);
+    assert_int_equal(svc_conn_refresh(fx.svc, id, conn_cb, &r[i]), 0);
+  }
+  /* max_inflight_per_host = 2: two go out, three wait in order. */
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.inflight, 2);
+  assert_int_equal(st.queued, 3);
+  while (mock.nheld < 2)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  /* Release one at a time; each release lets the next one out. */
+  int released = 0;
+  while (released < 5) {
+    while (mock.nheld <= released)
+      uv_run(&fx.loop, UV_RUN_ONCE);
+    http_req_t *h = mock.queue[released];
+    mock.queue[released] = NULL;
+    mock.outstanding--;
+    released++;
+    mock_answer_ok(h, "refresh_token");
+    run_until(&r[released - 1].done);
+    assert_int_equal(r[released - 1].err, 0);
+    res_free(&r[released - 1]);
+  }
+  mock.held = NULL;
+  assert_int_equal(mock.max_outstanding, 2); /* never more than the host limit */
+  assert_int_equal(mock.requests, 5);
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.inflight, 0);
+  assert_int_equal(st.queued, 0);
+  assert_int_equal(st.refresh_ok, 5);
+}
+
+static void short_timeout(provider_t *p)
+{
+  p->timeout_ms = 300;
+}
+
+static void test_retry_after_and_unknown_outcome(void **state)
+{
+  (void)state;
+  prov_tweak = short_timeout;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  mock.mode = MOCK_429;
+  res_t r = {0};
+  int64_t t0 = clock_now_ms();
+  refresh("c1", &r);
+  assert_int_equal(r.err, GRANTD_EUPSTREAM);
+  assert_int_equal(r.rec.status, CONN_REFRESH_FAILING);
+  assert_int_equal(r.rec.last_error_http, 429);
+  assert_true(r.rec.next_refresh_at >= t0 + 30000); /* Retry-After honoured */
+  res_free(&r);
+  /* A request that timed out after it was written: outcome unknown. */
+  mock.mode = MOCK_HOLD;
+  refresh("c1", &r);
+  assert_int_equal(r.err, GRANTD_EUPSTREAM);
+  assert_string_equal(r.rec.last_error_code, "refresh_outcome_unknown");
+  assert_int_equal(r.rec.failures, 2);
+  assert_string_equal(r.rec.refresh_token, "rt0");
+  res_free(&r);
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.refresh_unknown, 1);
+  assert_int_equal(st.refresh_transient, 1);
+}
+
+static void rate_limited(provider_t *p)
+{
+  p->rate_limit_count = 1;
+  p->rate_limit_window = 3600;
+}
+
+static void test_rate_limit_then_close(void **state)
+{
+  (void)state;
+  prov_tweak = rate_limited;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  import("c2", 3600 * 1000);
+  res_t a = {0}, b = {0};
+  refresh("c1", &a);
+  assert_int_equal(a.err, 0);
+  res_free(&a);
+  /* The second request waits for the provider's window. */
+  assert_int_equal(svc_conn_refresh(fx.svc, "c2", conn_cb, &b), 0);
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.queued, 1);
+  for (int i = 0; i < 5; i++)
+    uv_run(&fx.loop, UV_RUN_NOWAIT);
+  assert_int_equal(b.done, 0);
+  assert_int_equal(mock.requests, 1);
+  /* Closing ends waiting work with GRANTD_ESHUTDOWN; new work is refused. */
+  int done = 0;
+  svc_close(fx.svc, flag_cb, &done);
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 0, conn_cb, &a), GRANTD_ESHUTDOWN);
+  run_until(&done);
+  assert_int_equal(b.done, 1);
+  assert_int_equal(b.err, GRANTD_ESHUTDOWN);
+  svc_free(fx.svc);
+  fx.svc = NULL;
+}
+
+static void test_no_refresh_token(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  /* Valid access token, no refresh token: served as is, no request. */
+  conn_t *c = new_conn("c1", GRANT_REFRESH_TOKEN);
+  c->access_token = xstrdup("only-at");
+  c->expires_at = clock_now_ms() + 600 * 1000;
+  res_t r = {0};
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  res_free(&r);
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 3600 * 1000, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_string_equal(r.rec.access_token, "only-at");
+  res_free(&r);
+  /* Expired, no refresh token: needs_reauth without asking the provider. */
+  c = new_conn("c2", GRANT_REFRESH_TOKEN);
+  c->access_token = xstrdup("old-at");
+  c->expires_at = clock_now_ms() - 1000;
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  res_free(&r);
+  assert_int_equal(svc_conn_token(fx.svc, "c2", 0, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, GRANTD_EREAUTH);
+  assert_int_equal(r.rec.status, CONN_NEEDS_REAUTH);
+  assert_string_equal(r.rec.last_error_code, "no_refresh_token");
+  res_free(&r);
+  assert_int_equal(mock.requests, 0);
+  /* Listing goes through the store's by_tenant index. */
+  conn_t *items = NULL;
+  size_t n = 0;
+  char *next = NULL;
+  assert_int_equal(svc_conn_list(fx.svc, "t1", -1, NULL, 10, &items, &n, &next), 0);
+  assert_int_equal(n, 2);
+  for (size_t i = 0; i < n; i++)
+    conn_free(&items[i]);
+  free(items);
+  free(next);
+}
+
+static void no_insecure(provider_t *p)
+{
+  p->allow_insecure_http = false;
+}
+
+static void test_insecure_url_is_config_error(void **state)
+{
+  (void)state;
+  prov_tweak = no_insecure;
+  put_provider("acme");
+  conn_t *c = new_conn("cc1", GRANT_CLIENT_CREDENTIALS);
+  res_t r = {0};
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_int_equal(r.rec.status, CONN_ERROR);
+  assert_string_equal(r.rec.last_error_code, "insecure_url");
+  assert_int_equal(r.rec.next_refresh_at, 0);
+  res_free(&r);
+  assert_int_equal(mock.requests, 0);
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.by_status[CONN_ERROR], 1);
+  assert_int_equal(st.scheduled, 0);
 }
 
 int main(void)
@@ -684,6 +891,11 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_delete_during_refresh, setup, teardown),
     cmocka_unit_test_setup_teardown(test_provider_crud, setup, teardown),
     cmocka_unit_test_setup_teardown(test_replace_during_refresh, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_retry_after_and_unknown_outcome, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_rate_limit_then_close, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_no_refresh_token, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_insecure_url_is_config_error, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
