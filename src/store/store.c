@@ -519,8 +519,8 @@ static int list_visit_index(void *ctx, const char *key, size_t keylen, const voi
   list_ctx_t *lc = ctx;
   const char *id = key + lc->tlen + 1;
   size_t idlen = keylen - lc->tlen - 1;
-  const void *cv;
-  size_t cn;
+  const void *cv = NULL;
+  size_t cn = 0;
   int rc = store__lookup(lc->s, lc->txn, DB_CONNECTIONS, id, idlen, &cv, &cn);
   if (rc == GRANTD_ENOT_FOUND)
     return 0; /* index entry without its record: skip */
