@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <lmdb.h>
 #include <uv.h>
 
 #include "support.h"
@@ -878,6 +879,99 @@ static void test_insecure_url_is_config_error(void **state)
   assert_int_equal(st.scheduled, 0);
 }
 
+/* Writes raw bytes under a key of the connections database, behind the
+ * store's back (the store must be closed). */
+static void raw_put(const char *key, const char *val)
+{
+  MDB_env *env;
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  assert_int_equal(mdb_env_create(&env), 0);
+  assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+  assert_int_equal(mdb_env_open(env, fx.dir, 0, 0600), 0);
+  assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, "connections", 0, &dbi), 0);
+  MDB_val k = {strlen(key), (void *)key}, v = {strlen(val), (void *)val};
+  assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+  assert_int_equal(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+static void test_undecodable_record_kept(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  svc_close_fx();
+  store_close_fx();
+  raw_put("bad", "\x91\xc1garbage");
+  assert_int_equal(store_open_fx(), 0);
+  assert_int_equal(svc_open_fx(), 0);
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.decode_errors, 1);
+  assert_int_equal(st.connections, 2); /* counted and kept, not dropped */
+  assert_int_equal(st.scheduled, 1);
+  conn_t c;
+  int rc = svc_conn_get(fx.svc, "bad", &c);
+  assert_true(rc == GRANTD_ESTORE_DECODE || rc == GRANTD_ESTORE_VERSION);
+  res_t r = {0};
+  assert_int_equal(svc_conn_token(fx.svc, "bad", 0, conn_cb, &r), rc);
+  /* It can be replaced by a put ... */
+  conn_t *n = new_conn("bad", GRANT_REFRESH_TOKEN);
+  n->access_token = xstrdup("fresh");
+  n->refresh_token = xstrdup("rt0");
+  n->expires_at = clock_now_ms() + 3600 * 1000;
+  assert_int_equal(svc_conn_put(fx.svc, n, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_int_equal(r.rec.status, CONN_ACTIVE);
+  res_free(&r);
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.connections, 2);
+  assert_int_equal(st.by_status[CONN_ERROR], 0);
+  assert_int_equal(st.by_status[CONN_ACTIVE], 2);
+  /* ... and a delete of an unreadable one works too (after another
+   * corruption). */
+  svc_close_fx();
+  store_close_fx();
+  raw_put("bad", "\xc1");
+  assert_int_equal(store_open_fx(), 0);
+  assert_int_equal(svc_open_fx(), 0);
+  assert_int_equal(svc_conn_delete(fx.svc, "bad", true, del_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_int_equal(svc_conn_get(fx.svc, "bad", &c), GRANTD_ENOT_FOUND);
+}
+
+static void test_commit_refused(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  char id[600];
+  memset(id, 'x', sizeof id - 1);
+  id[sizeof id - 1] = '\0';
+  /* The store refuses keys over 511 bytes: an import fails at once ... */
+  conn_t *c = new_conn(id, GRANT_REFRESH_TOKEN);
+  c->access_token = xstrdup("at");
+  res_t r = {0};
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), GRANTD_EINVALID);
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.connections, 0);
+  /* ... and a client_credentials grant gets its token, then fails to
+   * commit: the caller gets the error, nothing stays in the index. */
+  c = new_conn(id, GRANT_CLIENT_CREDENTIALS);
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, GRANTD_EINVALID);
+  assert_false(r.has_rec);
+  assert_int_equal(mock.cc_grants, 1);
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.connections, 0);
+  assert_int_equal(st.scheduled, 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -896,6 +990,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_rate_limit_then_close, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_refresh_token, setup, teardown),
     cmocka_unit_test_setup_teardown(test_insecure_url_is_config_error, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_undecodable_record_kept, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_commit_refused, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
