@@ -1,7 +1,8 @@
 /*
  * svc_int.h - internals of the connection service, shared by its files:
  *
- *   svc.c        open/close, provider cache and CRUD, connection CRUD
+ *   svc.c        open/close, stats, metrics, provider cache and CRUD
+ *   conn_api.c   connection CRUD, token reads, forced refresh, delete
  *   conn.c       the in-memory index, status bookkeeping, connection ops
  *                (single-flight unit per connection), commits, waiters,
  *                deferred answers

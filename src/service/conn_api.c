@@ -1,0 +1,260 @@
+/*
+ * conn_api.c - the connection half of svc.h: put (import, pending, or a
+ * client_credentials/password grant run at once), get, list, token reads,
+ * forced refreshes and deletes (with revocation through svc__revoke). The
+ * machinery behind them is in conn.c (index, ops, commits, answers) and
+ * refresher.c (limits, refresh outcome).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/rand.h"
+#include "service/svc_int.h"
+#include "store/store.h"
+
+/* ---- connections --------------------------------------------------------------- */
+
+int svc_conn_put(svc_t *svc, conn_t *c, svc_conn_cb cb, void *arg)
+{
+  int rc = 0;
+  if (svc->closing) {
+    rc = GRANTD_ESHUTDOWN;
+    goto fail;
+  }
+  if (c->id == NULL || c->provider == NULL) {
+    rc = GRANTD_EINVALID;
+    goto fail;
+  }
+  svc_prov_t *pv = svc__prov_find(svc, c->provider);
+  if (pv == NULL || !pv->present) {
+    rc = GRANTD_EPROVIDER_UNKNOWN;
+    goto fail;
+  }
+  int64_t now = clock_now_ms();
+  conn_t old;
+  int grc = store_conn_get(svc->store, c->id, &old);
+  if (grc == 0) {
+    c->created_at = old.created_at ? old.created_at : now;
+    c->revision = old.revision + 1;
+    conn_free(&old);
+  } else {
+    if (grc != GRANTD_ENOT_FOUND)
+      log_warn("conn_replacing_unreadable", "id", c->id, "error", err_name(grc));
+    c->created_at = now;
+    c->revision = 1;
+  }
+  c->updated_at = now;
+  c->failures = 0;
+  free(c->last_error_code);
+  free(c->last_error_message);
+  c->last_error_code = c->last_error_message = NULL;
+  c->last_error_http = 0;
+  c->last_error_at = 0;
+  c->next_refresh_at = 0;
+
+  bool has_rt = c->refresh_token && c->refresh_token[0];
+  bool has_at = c->access_token && c->access_token[0];
+  switch (c->grant) {
+  case GRANT_CLIENT_CREDENTIALS:
+  case GRANT_PASSWORD: {
+    /* The grant runs at once; one commit stores its outcome. */
+    /* The status stays what it was until the grant's outcome is stored
+     * (one status change, not two). */
+    conn_entry_t *e = svc__entry_find(svc, c->id);
+    c->status = e ? (conn_status_t)e->status : CONN_PENDING;
+    if (e)
+      svc__entry_apply(svc, e, c);
+    else
+      e = svc__entry_add(svc, c);
+    svc__refresh_with(svc, e, c, cb, arg);
+    free(c);
+    return 0;
+  }
+  case GRANT_REFRESH_TOKEN:
+    if (has_at || has_rt) {
+      c->status = CONN_ACTIVE;
+      if (c->refreshed_at == 0)
+        c->refreshed_at = now;
+      c->next_refresh_at = has_at ? policy_next_refresh(now, c->refreshed_at, c->expires_at,
+                                                        has_rt, &pv->p, rand_fast_u64(&svc->rnd))
+                                  : now; /* only a refresh token: get an access token now */
+    } else {
+      c->status = CONN_NEEDS_REAUTH;
+      c->last_error_code = xstrdup("no_tokens");
+      c->last_error_message = xstrdup("imported without an access or refresh token");
+      c->last_error_at = now;
+    }
+    break;
+  default:
+    c->status = CONN_PENDING;
+    break;
+  }
+  rc = svc__conn_commit(svc, c, cb, arg);
+  free(c);
+  return rc;
+
+fail:
+  conn_free(c);
+  free(c);
+  return rc;
+}
+
+int svc_conn_get(svc_t *svc, const char *id, conn_t *out)
+{
+  return store_conn_get(svc->store, id, out);
+}
+
+int svc_conn_list(svc_t *svc, const char *tenant, int status, const char *cursor,
+                  size_t limit, conn_t **out, size_t *n, char **next)
+{
+  return store_conn_list(svc->store, tenant, status, cursor, limit, out, n, next);
+}
+
+int svc_conn_token(svc_t *svc, const char *id, int64_t min_ttl_ms, svc_conn_cb cb, void *arg)
+{
+  if (svc->closing)
+    return GRANTD_ESHUTDOWN;
+  conn_entry_t *e = svc__entry_find(svc, id);
+  if (e == NULL)
+    return GRANTD_ENOT_FOUND;
+  if (e->op) {
+    /* A refresh or a write is running: answer from its committed result. */
+    svc__op_wait(e->op, SVC_WAIT_TOKEN, cb, arg);
+    return 0;
+  }
+  conn_t c;
+  int rc = store_conn_get(svc->store, id, &c);
+  if (rc != 0)
+    return rc;
+  int64_t now = clock_now_ms();
+  int verdict = svc__token_verdict(&c, now);
+  bool serving = c.status == CONN_ACTIVE || c.status == CONN_REFRESH_FAILING;
+  if (!serving || (verdict == 0 && !policy_should_refresh_on_read(now, c.expires_at, min_ttl_ms))) {
+    svc__answer_move(svc, cb, arg, verdict, &c);
+    return 0;
+  }
+  if (c.failures > 0 && e->next_refresh_at > now) {
+    /* Backing off after failures (maybe a Retry-After): do not hammer the
+     * provider on behalf of readers. Serve the token while it is valid,
+     * even with less than min_ttl left; else report the upstream error. */
+    svc__answer_move(svc, cb, arg, verdict, &c);
+    return 0;
+  }
+  conn_free(&c);
+  svc__refresh(svc, e, false, SVC_WAIT_TOKEN, cb, arg);
+  return 0;
+}
+
+int svc_conn_refresh(svc_t *svc, const char *id, svc_conn_cb cb, void *arg)
+{
+  if (svc->closing)
+    return GRANTD_ESHUTDOWN;
+  conn_entry_t *e = svc__entry_find(svc, id);
+  if (e == NULL)
+    return GRANTD_ENOT_FOUND;
+  if (e->op == NULL && e->status == CONN_PENDING)
+    return GRANTD_ECONFLICT;
+  if (e->op == NULL && e->status == CONN_REVOKED)
+    return GRANTD_EREAUTH;
+  svc__refresh(svc, e, true, SVC_WAIT_FORCED, cb, arg);
+  return 0;
+}
+
+/* ---- delete ------------------------------------------------------------------------ */
+
+typedef struct {
+  svc_t *svc;
+  char *id;
+  svc_delete_cb cb;
+  void *arg;
+  svc_revoke_report_t rep;
+} conn_del_t;
+
+static void conn_del_done(void *arg, int status)
+{
+  conn_del_t *d = arg;
+  svc_t *svc = d->svc;
+  if (status != 0) {
+    log_error("conn_delete_failed", "id", d->id, "error", err_name(status));
+    svc__entry_resync(svc, d->id);
+  } else {
+    log_info("conn_deleted", "id", d->id, "?revoked", d->rep.attempted);
+  }
+  d->cb(d->arg, status, &d->rep);
+  free(d->id);
+  free(d);
+  svc__work_end(svc);
+}
+
+static int conn_del_store(conn_del_t *d)
+{
+  return store_conn_delete(d->svc->store, d->id, conn_del_done, d);
+}
+
+static void on_revoked(void *arg, const svc_revoke_report_t *rep)
+{
+  conn_del_t *d = arg;
+  svc_t *svc = d->svc;
+  if (rep)
+    d->rep = *rep;
+  int rc;
+  if (svc__entry_find(svc, d->id) != NULL)
+    rc = GRANTD_ECONFLICT; /* put again while revoking: the new one stays */
+  else
+    rc = conn_del_store(d);
+  if (rc != 0) {
+    d->cb(d->arg, rc, &d->rep);
+    free(d->id);
+    free(d);
+    svc__work_end(svc);
+  }
+}
+
+int svc_conn_delete(svc_t *svc, const char *id, bool revoke, svc_delete_cb cb, void *arg)
+{
+  if (svc->closing)
+    return GRANTD_ESHUTDOWN;
+  conn_entry_t *e = svc__entry_find(svc, id);
+  if (e == NULL)
+    return GRANTD_ENOT_FOUND;
+  conn_del_t *d = xcalloc(1, sizeof *d);
+  d->svc = svc;
+  d->id = xstrdup(id);
+  d->cb = cb;
+  d->arg = arg;
+  if (!revoke) {
+    int rc = conn_del_store(d);
+    if (rc != 0) {
+      free(d->id);
+      free(d);
+      return rc;
+    }
+    svc__entry_remove(svc, e, GRANTD_ENOT_FOUND);
+    svc__work_begin(svc);
+    return 0;
+  }
+  conn_t c;
+  int rc = store_conn_get(svc->store, id, &c);
+  svc_prov_t *pv = e->prov;
+  svc__entry_remove(svc, e, GRANTD_ENOT_FOUND);
+  svc__work_begin(svc);
+  if (rc != 0) {
+    /* Unreadable: nothing to revoke with, delete anyway. */
+    log_warn("revoke_skipped", "id", id, "error", err_name(rc));
+    rc = conn_del_store(d);
+    if (rc != 0) {
+      svc__entry_resync(svc, id);
+      free(d->id);
+      free(d);
+      svc->work--;
+    }
+    return rc;
+  }
+  svc__revoke(svc, &c, pv, on_revoked, d);
+  conn_free(&c);
+  return 0;
+}
