@@ -17,8 +17,10 @@
  * llhttp_execute (on_message_complete pauses the parser), because the
  * user's callback may reuse this very connection for its next request.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "base/err.h"
 #include "base/log.h"
@@ -405,6 +407,17 @@ void hc__conn_send(hc_conn_t *k, hc_req_t *r)
   }
 }
 
+int hc__conn_alive(hc_conn_t *k)
+{
+  uv_os_fd_t fd;
+  if (k->tcp == NULL || k->tcp->error != 0 || k->s->error != 0 ||
+      uv_fileno((uv_handle_t *)stream_tcp_handle(k->tcp), &fd) != 0)
+    return 0;
+  char b;
+  ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 /* ---- setup ------------------------------------------------------------- */
 
 /* The connection is usable: serve the head of the queue or wait idle. */
@@ -468,6 +481,7 @@ static void on_connect(stream_t *s, int status, void *arg)
     return;
   }
   uv_tcp_nodelay(stream_tcp_handle(s), 1);
+  k->tcp = s;
   if (!o->https) {
     conn_ready(k);
     return;

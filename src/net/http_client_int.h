@@ -96,6 +96,7 @@ struct hc_conn_s {
   hc_conn_state_t state;
   int connecting;      /* counted in origin->nconnecting */
   stream_t *s;         /* the stream in use (TCP or TLS over TCP) */
+  stream_t *tcp;       /* the TCP stream under s once connected */
   uv_timer_t timer;    /* kick, connect, handshake or idle timeout */
   unsigned pending;    /* open handles: freed at 0 once closing */
   dns_query_t *dnsq;
@@ -170,6 +171,11 @@ void hc__conn_open(hc_origin_t *o);
 /* Writes r on connection k (ready, not busy). May requeue r (provably
  * unsent) or complete it with an error. */
 void hc__conn_send(hc_conn_t *k, hc_req_t *r);
+/* 1 when an idle connection's socket shows nothing pending: no EOF, no
+ * error and no unread bytes (which on an idle connection can only be a
+ * close_notify or garbage). Catches a server's close that arrived after
+ * the last read callback, before the request is written. */
+int hc__conn_alive(hc_conn_t *k);
 /* Closes a connection (idempotent), detaching nothing: callers detach and
  * complete its request first. */
 void hc__conn_close(hc_conn_t *k);

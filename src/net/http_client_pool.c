@@ -123,6 +123,13 @@ void hc__dispatch(hc_origin_t *o)
     if (r == NULL)
       break;
     hc_conn_t *k = container_of(o->idle.next, hc_conn_t, idle_link);
+    if (!hc__conn_alive(k)) {
+      /* The server closed it after our last read callback: drop it now,
+       * before anything is written to it. */
+      c->st.idle_dropped++;
+      hc__conn_close(k);
+      continue;
+    }
     hc__dequeue(r);
     hc__conn_send(k, r);
   }

@@ -15,15 +15,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "net/dns_cache.h"
 #include "net/http_client.h"
+#include "net/http_client_int.h" /* white-box: poison a pooled stream */
 #include "net/tls.h"
 #include "support.h"
 
@@ -760,6 +765,98 @@ static void test_reused_closed_after_request(void **state)
   assert_int_equal(g_st.retried, 0);
 }
 
+/* A pooled connection whose transport refuses the write synchronously
+ * (nothing was handed to it): the request provably never left, so it goes
+ * out once more on a fresh connection, and is counted as retried. The
+ * refusal is injected by swapping the pooled stream's write method. */
+static stream_vtbl_t g_fail_vt;
+static int refuse_write(stream_t *s, const uv_buf_t *bufs, unsigned n,
+                        stream_write_cb cb, void *arg)
+{
+  (void)s;
+  (void)bufs;
+  (void)n;
+  (void)cb;
+  (void)arg;
+  return UV_EPIPE;
+}
+
+static hc_conn_t *the_idle_conn(tctx_t *t)
+{
+  hc_origin_t *o = container_of(t->c->origins.next, hc_origin_t, link);
+  assert_int_equal(o->nidle, 1);
+  return container_of(o->idle.next, hc_conn_t, idle_link);
+}
+
+static int poison_idle(tctx_t *t)
+{
+  hc_conn_t *k = the_idle_conn(t);
+  g_fail_vt = *k->s->vt;
+  g_fail_vt.write = refuse_write;
+  k->s->vt = &g_fail_vt;
+  return 1;
+}
+
+static void test_unsent_request_retried_once(void **state)
+{
+  (void)state;
+  static const char *const script[] = {OK_HELLO};
+  tctx_t t;
+  ctx_init(&t, NULL, script, 1);
+  t.total = 2;
+  t.seq = 1;
+  t.between = poison_idle;
+  t.after = snap_finish;
+  issue(&t);
+  ctx_run(&t);
+  assert_int_equal(t.res[0].err, 0);
+  assert_int_equal(t.res[1].err, 0);
+  assert_int_equal(t.res[1].reused, 0);
+  assert_int_equal(t.srv.accepted, 2);
+  assert_int_equal(t.srv.requests, 2); /* each request reached it once */
+  assert_int_equal(g_st.retried, 1);
+  assert_int_equal(g_st.conns_opened, 2);
+}
+
+/* The server closes a pooled connection and the FIN is already in the
+ * client's socket, but the loop has not read it yet when the next request
+ * is dispatched: the pre-write check sees the EOF, drops the connection
+ * and uses a new one; nothing is sent on the dead one. */
+static int close_server_side_now(tctx_t *t)
+{
+  hc_conn_t *k = the_idle_conn(t);
+  for (int i = 0; i < SRV_MAX_CONNS; i++)
+    if (t->srv.conns[i] != NULL)
+      sconn_close(t->srv.conns[i]);
+  uv_os_fd_t fd;
+  assert_int_equal(uv_fileno((uv_handle_t *)stream_tcp_handle(k->tcp), &fd), 0);
+  char b;
+  while (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 0)
+    uv_sleep(1); /* wait for the FIN to land */
+  return 1;
+}
+
+static void test_idle_close_seen_before_write(void **state)
+{
+  (void)state;
+  static const char *const script[] = {OK_HELLO};
+  tctx_t t;
+  ctx_init(&t, NULL, script, 1);
+  t.total = 2;
+  t.seq = 1;
+  t.between = close_server_side_now;
+  t.after = snap_finish;
+  issue(&t);
+  ctx_run(&t);
+  assert_int_equal(t.res[0].err, 0);
+  assert_int_equal(t.res[1].err, 0);
+  assert_int_equal(t.res[1].reused, 0);
+  assert_int_equal(t.srv.accepted, 2);
+  assert_int_equal(t.srv.requests, 2);
+  assert_int_equal(g_st.idle_dropped, 1);
+  assert_int_equal(g_st.retried, 0);
+}
+
 static void test_truncated_body(void **state)
 {
   (void)state;
@@ -1013,6 +1110,116 @@ static void test_dns_cache_hit(void **state)
   assert_int_equal(g_st.dns_lookups, 1);
   assert_int_equal(g_st.dns_hits, 1);
   assert_int_equal(t.srv.accepted, 2);
+}
+
+/* Two connections set up together for "localhost" share one lookup. */
+static void test_dns_shared_lookup(void **state)
+{
+  (void)state;
+  static const char *const script[] = {SRV_HANG, OK_HELLO};
+  tctx_t t;
+  ctx_init(&t, NULL, script, 2);
+  snprintf(t.url, sizeof(t.url), "http://localhost:%d/", t.srv.port);
+  t.total = 2;
+  t.after = snap_finish;
+  issue(&t);
+  issue(&t);
+  while (t.srv.requests < 2)
+    uv_run(&t.loop, UV_RUN_ONCE);
+  srv_answer_held(&t.srv, OK_HELLO);
+  ctx_run(&t);
+  assert_int_equal(t.res[0].err, 0);
+  assert_int_equal(t.res[1].err, 0);
+  assert_int_equal(g_st.dns_lookups, 1);
+  assert_int_equal(t.srv.accepted, 2);
+}
+
+/* dns_cache on its own: literals, TTL expiry, cancel, free while busy. */
+static int g_dns_calls;
+static int g_dns_status;
+static dns_addrs_t g_dns_addrs;
+static void on_dns(int status, const dns_addrs_t *a, void *arg)
+{
+  (void)arg;
+  g_dns_calls++;
+  g_dns_status = status;
+  g_dns_addrs = *a;
+}
+
+static void test_dns_cache_unit(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  dns_cache_t *d = dns_cache_new(&loop, 5);
+  dns_addrs_t a;
+  assert_int_equal(dns_cache_lookup(d, "127.0.0.1", 8080, &a), 0);
+  assert_int_equal(a.n, 1);
+  assert_int_equal(ntohs(((struct sockaddr_in *)&a.addr[0])->sin_port), 8080);
+  assert_int_equal(dns_cache_lookup(d, "::1", 443, &a), 0);
+  assert_int_equal(a.addr[0].ss_family, AF_INET6);
+  assert_int_equal(dns_cache_lookup(d, "localhost", 80, &a), GRANTD_ENOT_FOUND);
+
+  dns_query_t *q = NULL;
+  assert_int_equal(dns_cache_resolve(d, "localhost", 81, on_dns, NULL, &q), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(g_dns_calls, 1);
+  assert_int_equal(g_dns_status, 0);
+  assert_true(g_dns_addrs.n >= 1);
+  assert_int_equal(dns_cache_lookup(d, "localhost", 82, &a), 0);
+  assert_int_equal(a.n, g_dns_addrs.n);
+  assert_int_equal(dns_cache_stats(d)->hits, 1);
+  /* Past the TTL the entry is gone. */
+  uv_sleep(10);
+  uv_update_time(&loop);
+  assert_int_equal(dns_cache_lookup(d, "localhost", 82, &a), GRANTD_ENOT_FOUND);
+
+  /* A cancelled query never calls back; the lookup still completes. */
+  assert_int_equal(dns_cache_resolve(d, "localhost", 81, on_dns, NULL, &q), 0);
+  dns_query_cancel(q);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(g_dns_calls, 1);
+  assert_int_equal(dns_cache_stats(d)->lookups, 2);
+
+  /* Freeing the cache with a query pending drops it quietly. */
+  assert_int_equal(dns_cache_resolve(d, "nonexistent.invalid", 81, on_dns, NULL, &q), 0);
+  dns_cache_free(d);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(g_dns_calls, 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A listener whose accept queue is full drops SYNs, so a connect hangs
+ * until connect_timeout_ms. The queue (backlog 0 = one connection) is
+ * filled by a blocking connect that is never accepted. */
+static void test_connect_timeout(void **state)
+{
+  (void)state;
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(lfd >= 0);
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+  assert_int_equal(listen(lfd, 0), 0);
+  socklen_t alen = sizeof(a);
+  getsockname(lfd, (struct sockaddr *)&a, &alen);
+  int fill = socket(AF_INET, SOCK_STREAM, 0);
+  assert_int_equal(connect(fill, (struct sockaddr *)&a, sizeof(a)), 0);
+
+  static const char *const script[] = {OK_HELLO};
+  http_client_opts_t o = {.connect_timeout_ms = 50};
+  tctx_t t;
+  ctx_init(&t, &o, script, 1);
+  snprintf(t.url, sizeof(t.url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+  t.total = 1;
+  t.after = snap_finish;
+  issue(&t);
+  ctx_run(&t);
+  close(fill);
+  close(lfd);
+  assert_int_equal(t.res[0].err, GRANTD_ECONNECT_TIMEOUT);
+  assert_int_equal(t.res[0].sent, 0);
+  assert_int_equal(g_st.conns_failed, 1);
 }
 
 /* ---- cancel and shutdown --------------------------------------------------- */
@@ -1273,6 +1480,8 @@ int main(void)
     cmocka_unit_test(test_http10_not_pooled),
     cmocka_unit_test(test_closed_after_request_not_resent),
     cmocka_unit_test(test_reused_closed_after_request),
+    cmocka_unit_test(test_unsent_request_retried_once),
+    cmocka_unit_test(test_idle_close_seen_before_write),
     cmocka_unit_test(test_truncated_body),
     cmocka_unit_test(test_response_timeout),
     cmocka_unit_test(test_connect_refused),
@@ -1283,6 +1492,9 @@ int main(void)
     cmocka_unit_test(test_refused_requests),
     cmocka_unit_test(test_dns_failure),
     cmocka_unit_test(test_dns_cache_hit),
+    cmocka_unit_test(test_dns_shared_lookup),
+    cmocka_unit_test(test_dns_cache_unit),
+    cmocka_unit_test(test_connect_timeout),
     cmocka_unit_test(test_cancel),
     cmocka_unit_test(test_shutdown),
     cmocka_unit_test(test_https),
