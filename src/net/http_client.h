@@ -28,10 +28,14 @@
  * to a pooled connection failed synchronously, before any byte was handed
  * to the transport) is queued again, once, for a fresh connection. Once the
  * request's write was issued, any failure is reported with
- * resp->may_have_been_sent = 1 and the request is never retried. (A pooled
- * connection the server closes at the very moment it is reused - FIN still
- * in flight - therefore fails with GRANTD_ECONN_CLOSED,
- * may_have_been_sent = 1: the client cannot prove the bytes were dropped.)
+ * resp->may_have_been_sent = 1 and the request is never retried. A pooled
+ * connection the server closed is normally dropped before reuse: idle
+ * connections keep reading (EOF seen by the loop), and right before a
+ * pooled connection is written to, its socket is peeked (an EOF, error or
+ * stray byte already received drops it). Neither counts as a retry. Only a
+ * close whose FIN is still on the wire when the request is written is
+ * missed; that request fails with GRANTD_ECONN_CLOSED,
+ * may_have_been_sent = 1, as the client cannot prove the bytes were lost.
  *
  * Timeouts. Each request has one deadline, timeout_ms (default
  * response_timeout_ms), measured from http_client_request() until its
@@ -79,7 +83,11 @@ typedef struct http_client_handle_s http_client_handle_t;
 /* Defaults applied to zero-valued options. */
 #define HTTP_CLIENT_MAX_PER_ORIGIN 8
 #define HTTP_CLIENT_MAX_TOTAL 256
-#define HTTP_CLIENT_IDLE_TIMEOUT_MS 30000   /* below the usual 60 s of servers */
+/* Pooled connections idle longer than this are closed: 30 s is below the
+ * keep-alive timeouts servers commonly use (nginx 75 s, many load balancers
+ * 60 s), so the client normally closes first and rarely meets a connection
+ * the server is closing. */
+#define HTTP_CLIENT_IDLE_TIMEOUT_MS 30000
 #define HTTP_CLIENT_CONNECT_TIMEOUT_MS 10000
 #define HTTP_CLIENT_HANDSHAKE_TIMEOUT_MS 10000
 #define HTTP_CLIENT_RESPONSE_TIMEOUT_MS 30000
