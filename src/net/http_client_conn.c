@@ -152,12 +152,14 @@ static void complete(hc_conn_t *k, int leftover)
   k->req = NULL;
   o->ninflight--;
   c->st.inflight--;
-  /* Bytes after the response, or a response that overtook its request's
-   * write, leave the connection in an unknown state: do not pool it. */
-  if (k->keep && !leftover && !k->writing && !c->closing)
-    go_idle(k);
-  else
+  /* Bytes after the response leave the connection in an unknown state:
+   * do not pool it. A response may also overtake its write's callback
+   * (the callback comes a loop iteration later); the connection then
+   * stays busy, without a request, until on_write pools it. */
+  if (!k->keep || leftover || c->closing)
     hc__conn_close(k);
+  else if (!k->writing)
+    go_idle(k);
   hc__req_finish(r, 0);
   hc__dispatch_all(c);
 }
@@ -166,7 +168,8 @@ static void on_read(stream_t *s, ssize_t nread, const char *data)
 {
   hc_conn_t *k = s->data;
   http_client_t *c = k->o->c;
-  if (k->state == HC_CONN_IDLE) {
+  if (k->state == HC_CONN_IDLE ||
+      (k->state == HC_CONN_BUSY && k->req == NULL)) {
     /* A pooled connection has nothing to say: an EOF or error means the
      * server dropped it; stray bytes make it unusable. */
     c->st.idle_dropped++;
@@ -346,12 +349,21 @@ static void on_write(stream_t *s, int status, void *arg)
   (void)s;
   k->writing = 0;
   buf_wipe_free(&k->out);
-  if (k->state == HC_CONN_CLOSING)
+  if (k->state != HC_CONN_BUSY)
+    return; /* closing */
+  if (k->req != NULL) {
+    if (status != 0)
+      conn_busy_failed(k, map_close_err(status));
     return;
-  if (status != 0 && k->state == HC_CONN_BUSY && k->req != NULL)
-    conn_busy_failed(k, map_close_err(status));
-  else if (status != 0)
-    hc__conn_close(k); /* idle already: just do not reuse it */
+  }
+  /* The response came before this callback (see complete()). */
+  http_client_t *c = k->o->c;
+  if (status != 0 || c->closing) {
+    hc__conn_close(k);
+  } else {
+    go_idle(k);
+    hc__dispatch(k->o);
+  }
 }
 
 void hc__conn_send(hc_conn_t *k, hc_req_t *r)

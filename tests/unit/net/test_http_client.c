@@ -818,6 +818,76 @@ static void test_unsent_request_retried_once(void **state)
   assert_int_equal(g_st.conns_opened, 2);
 }
 
+/* A response can overtake its request's write callback. The connection
+ * must still be pooled once the callback comes. The write callback is
+ * held back by swapping the stream's write method for one that parks it. */
+static const stream_vtbl_t *g_orig_vt;
+static stream_t *g_held_s;
+static stream_write_cb g_held_cb;
+static void *g_held_arg;
+static int g_held_status;
+static int g_held_done;
+
+static void on_parked_write(stream_t *s, int status, void *arg)
+{
+  (void)arg;
+  g_held_s = s;
+  g_held_status = status;
+  g_held_done = 1;
+}
+
+static int parking_write(stream_t *s, const uv_buf_t *bufs, unsigned n,
+                         stream_write_cb cb, void *arg)
+{
+  g_held_cb = cb;
+  g_held_arg = arg;
+  g_held_done = 0;
+  return g_orig_vt->write(s, bufs, n, on_parked_write, NULL);
+}
+
+static int park_then_release(tctx_t *t)
+{
+  if (t->ndone == 1) { /* before the 2nd request: park its write callback */
+    hc_conn_t *k = the_idle_conn(t);
+    g_orig_vt = k->s->vt;
+    g_fail_vt = *g_orig_vt;
+    g_fail_vt.write = parking_write;
+    k->s->vt = &g_fail_vt;
+    return 1;
+  }
+  /* Before the 3rd: the 2nd response is in; its connection is not pooled
+   * until the parked callback runs. */
+  if (g_held_cb != NULL) {
+    assert_true(g_held_done);
+    assert_int_equal(stats(t).idle, 0);
+    assert_int_equal(stats(t).conns, 1);
+    stream_write_cb cb = g_held_cb;
+    g_held_cb = NULL;
+    g_held_s->vt = g_orig_vt;
+    cb(g_held_s, g_held_status, g_held_arg);
+  }
+  return stats(t).idle == 1;
+}
+
+static void test_response_before_write_callback(void **state)
+{
+  (void)state;
+  static const char *const script[] = {OK_HELLO};
+  tctx_t t;
+  ctx_init(&t, NULL, script, 1);
+  t.total = 3;
+  t.seq = 1;
+  t.between = park_then_release;
+  t.after = snap_finish;
+  issue(&t);
+  ctx_run(&t);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(t.res[i].err, 0);
+  assert_int_equal(t.res[2].reused, 1);
+  assert_int_equal(t.srv.accepted, 1);
+  assert_int_equal(g_st.reused, 2);
+}
+
 /* The server closes a pooled connection and the FIN is already in the
  * client's socket, but the loop has not read it yet when the next request
  * is dispatched: the pre-write check sees the EOF, drops the connection
@@ -1482,6 +1552,7 @@ int main(void)
     cmocka_unit_test(test_reused_closed_after_request),
     cmocka_unit_test(test_unsent_request_retried_once),
     cmocka_unit_test(test_idle_close_seen_before_write),
+    cmocka_unit_test(test_response_before_write_callback),
     cmocka_unit_test(test_truncated_body),
     cmocka_unit_test(test_response_timeout),
     cmocka_unit_test(test_connect_refused),
