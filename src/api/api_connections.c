@@ -172,7 +172,10 @@ static void token_done(void *arg, int err, const conn_t *c)
     api_reply_err(ctx, err, c);
     return;
   }
-  api_reply_json(ctx, 200, api_token_to_json(c));
+  buf_t b = BUF_INIT;
+  api_token_render(c, &b);
+  api_reply_raw(ctx, 200, "application/json", b.data, b.len, "Cache-Control: no-store\r\n");
+  buf_wipe_free(&b);
 }
 
 static void conn_token(api_ctx_t *ctx)

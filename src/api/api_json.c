@@ -491,6 +491,60 @@ json_t *api_conn_to_json(const conn_t *c)
   return o;
 }
 
+/* Appends s as a JSON string. Values came in through jansson (valid
+ * UTF-8) or from providers' token responses (printable ASCII). */
+static void put_json_str(buf_t *b, const char *s)
+{
+  static const char hex[] = "0123456789abcdef";
+  buf_putc(b, '"');
+  const char *run = s;
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch >= 0x20 && ch != '"' && ch != '\\')
+      continue;
+    buf_append(b, run, (size_t)(s - run));
+    char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+    if (ch == '"' || ch == '\\') {
+      esc[1] = (char)ch;
+      buf_append(b, esc, 2);
+    } else {
+      buf_append(b, esc, 6);
+    }
+    run = s + 1;
+  }
+  buf_append(b, run, (size_t)(s - run));
+  buf_putc(b, '"');
+}
+
+void api_token_render(const conn_t *c, buf_t *b)
+{
+  buf_puts(b, "{\"access_token\":");
+  if (c->access_token)
+    put_json_str(b, c->access_token);
+  else
+    buf_puts(b, "null");
+  buf_puts(b, ",\"token_type\":");
+  put_json_str(b, c->token_type ? c->token_type : "Bearer");
+  buf_puts(b, ",\"expires_at\":");
+  if (c->expires_at > 0) {
+    char t[40];
+    clock_format_rfc3339(c->expires_at, t);
+    put_json_str(b, t);
+  } else {
+    buf_puts(b, "null");
+  }
+  buf_puts(b, ",\"scopes\":[");
+  for (size_t i = 0; i < c->scopes.n; i++) {
+    if (i)
+      buf_putc(b, ',');
+    put_json_str(b, c->scopes.items[i]);
+  }
+  /* extra_json is stored as compact JSON object text produced by jansson. */
+  buf_puts(b, "],\"extra\":");
+  buf_puts(b, c->extra_json && c->extra_json[0] == '{' ? c->extra_json : "{}");
+  buf_puts(b, "}\n");
+}
+
 json_t *api_token_to_json(const conn_t *c)
 {
   json_t *o = json_object();

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "base/buf.h"
 #include "store/record.h"
 
 /* An API error ready for the envelope {"error": code, "message": msg}. */
@@ -38,6 +39,9 @@ int api_conn_from_json(const json_t *body, const char *id, conn_t *c, api_err_t 
 json_t *api_conn_to_json(const conn_t *c);
 /* Renders the token answer: access_token, token_type, expires_at, scopes, extra. */
 json_t *api_token_to_json(const conn_t *c);
+/* The same answer written straight into b as JSON text (the hot path of
+ * token reads: no intermediate jansson tree). */
+void api_token_render(const conn_t *c, buf_t *b);
 
 /* RFC 3339 string for ms since the epoch, or JSON null for 0. */
 json_t *api_time(int64_t ms);

@@ -90,6 +90,7 @@ static const err_status_t err_table[] = {
   {GRANTD_EOVERLOADED, 503},
   {GRANTD_EINSECURE_URL, 422},
   {GRANTD_EBAD_URL, 422},
+  {GRANTD_EPROVIDER_UNKNOWN, 422},
 };
 
 static int status_for(int err)
@@ -113,14 +114,35 @@ static void ctx_free(api_ctx_t *ctx)
   free(ctx);
 }
 
+/* route="NAME",status="NNN" without printf: this runs on every request. */
+static size_t route_labels(char *out, size_t cap, const char *route, int status)
+{
+  size_t n = strlen(route);
+  if (n + 32 > cap)
+    n = cap - 32;
+  memcpy(out, "route=\"", 7);
+  memcpy(out + 7, route, n);
+  size_t k = 7 + n;
+  if (status > 0) {
+    memcpy(out + k, "\",status=\"", 10);
+    k += 10;
+    out[k++] = (char)('0' + status / 100 % 10);
+    out[k++] = (char)('0' + status / 10 % 10);
+    out[k++] = (char)('0' + status % 10);
+  }
+  out[k++] = '"';
+  out[k] = '\0';
+  return k;
+}
+
 void api_reply_raw(api_ctx_t *ctx, int status, const char *content_type, const char *body,
                    size_t len, const char *extra_headers)
 {
-  char labels[160];
+  char labels[192];
   const char *route = ctx->route ? ctx->route->name : "unmatched";
-  snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
+  route_labels(labels, sizeof labels, route, status);
   metrics_counter_inc("grantd_http_requests_total", labels);
-  snprintf(labels, sizeof labels, "route=\"%s\"", route);
+  route_labels(labels, sizeof labels, route, 0);
   metrics_histogram_observe("grantd_http_request_ms", labels,
                             (double)(clock_mono_us() - ctx->start_us) / 1000.0);
   http_respond_ex(ctx->req, status, content_type, body, len, extra_headers);
@@ -213,43 +235,49 @@ const kvlist_t *api_query_all(api_ctx_t *ctx)
 
 /* ---- matching ---- */
 
-/* Matches path against pattern; fills up to two decoded captures. */
+/* Matches path against pattern; on success fills up to two decoded
+ * captures (heap strings). Literal segments are compared first and nothing
+ * is allocated for patterns that do not match. */
 static bool match(const char *pattern, const char *path, size_t plen, char **caps)
 {
   const char *p = pattern, *s = path, *end = path + plen;
+  slice_t span[2];
   int ncap = 0;
   while (*p && s < end) {
     if (p[0] == '{' && p[1] == '}') {
       const char *seg_end = s;
       while (seg_end < end && *seg_end != '/')
         seg_end++;
-      /* A capture must not swallow a literal suffix such as ":import". */
       if (seg_end == s || ncap >= 2)
-        goto fail;
-      buf_t d = BUF_INIT;
-      if (url_decode(&d, s, (size_t)(seg_end - s), URL_DEC_STRICT) != 0 || d.len == 0 ||
-          memchr(d.data, '/', d.len)) {
-        buf_free(&d);
-        goto fail;
-      }
-      caps[ncap++] = buf_steal(&d);
+        return false;
+      span[ncap].p = s;
+      span[ncap].n = (size_t)(seg_end - s);
+      ncap++;
       s = seg_end;
       p += 2;
       continue;
     }
     if (*p != *s)
-      goto fail;
+      return false;
     p++;
     s++;
   }
-  if (*p == '\0' && s == end)
-    return true;
-fail:
+  if (*p != '\0' || s != end)
+    return false;
   for (int i = 0; i < ncap; i++) {
-    free(caps[i]);
-    caps[i] = NULL;
+    buf_t d = BUF_INIT;
+    if (url_decode(&d, span[i].p, span[i].n, URL_DEC_STRICT) != 0 || d.len == 0 ||
+        memchr(d.data, '/', d.len)) {
+      buf_free(&d);
+      for (int j = 0; j < i; j++) {
+        free(caps[j]);
+        caps[j] = NULL;
+      }
+      return false;
+    }
+    caps[i] = buf_steal(&d);
   }
-  return false;
+  return true;
 }
 
 static bool auth_ok(api_t *a, http_req_t *req)

@@ -188,6 +188,7 @@ static int serve(int argc, char **argv)
     .loop = app.loop,
     .store = app.store,
     .http = app.http,
+    .tls = app.tls,
     .public_url = app.cfg.public_url,
     .state_ttl_ms = app.cfg.state_ttl_s * 1000,
     .request_timeout_ms = app.cfg.request_timeout_ms,
