@@ -448,6 +448,7 @@ def expect_raises(checks, label, exc_types, fn):
     checks.ok(label, False, "one of %s" % (exc_types,), "no exception")
     return None
 
+
 def cleanup_dir(path):
     """Removes a test directory (ignore errors)."""
     shutil.rmtree(path, ignore_errors=True)
