@@ -264,16 +264,13 @@ static bool match(const char *pattern, const char *path, size_t plen, char **cap
   }
   if (*p != '\0' || s != end)
     return false;
+  /* A capture that does not decode (bad %XX, NUL) is kept raw: the route
+   * still matches and the handler's id check answers 400, not 404. */
   for (int i = 0; i < ncap; i++) {
     buf_t d = BUF_INIT;
-    if (url_decode(&d, span[i].p, span[i].n, URL_DEC_STRICT) != 0 || d.len == 0 ||
-        memchr(d.data, '/', d.len)) {
-      buf_free(&d);
-      for (int j = 0; j < i; j++) {
-        free(caps[j]);
-        caps[j] = NULL;
-      }
-      return false;
+    if (url_decode(&d, span[i].p, span[i].n, URL_DEC_STRICT) != 0) {
+      buf_reset(&d);
+      buf_append(&d, span[i].p, span[i].n);
     }
     caps[i] = buf_steal(&d);
   }
@@ -379,10 +376,17 @@ void api_handle(http_req_t *req, void *arg)
   ctx->params[1] = caps[1];
   ctx->start_us = clock_mono_us();
   if (found->auth && !auth_ok(a, req)) {
-    api_reply_raw(ctx, 401, "application/json",
-                  "{\"error\":\"unauthorized\",\"message\":\"missing or wrong API key\"}\n", 63,
+    static const char body[] = "{\"error\":\"unauthorized\",\"message\":\"missing or wrong API key\"}\n";
+    api_reply_raw(ctx, 401, "application/json", body, sizeof body - 1,
                   "WWW-Authenticate: Bearer realm=\"grantd\"\r\n");
     return;
+  }
+  for (int i = 0; i < 2; i++) {
+    if (ctx->params[i] != NULL && !api_valid_id(ctx->params[i])) {
+      api_reply_error(ctx, 400, "invalid_id",
+                      "ids and names must be 1-128 characters of A-Z a-z 0-9 . _ ~ @ : -");
+      return;
+    }
   }
   if (a->shutting_down && found->fn != NULL && strcmp(found->name, "/healthz") != 0 &&
       strcmp(found->name, "/metrics") != 0) {

@@ -138,7 +138,8 @@ int keys_load(const config_t *cfg, char **api_key, uint8_t master[MASTER_KEY_LEN
   if (strlen(*api_key) < 16) {
     free_secret(*api_key);
     *api_key = NULL;
-    return errf(err, errlen, "the API key must be at least 16 characters");
+    errf(err, errlen, "the API key must be at least 16 characters");
+    return -2;
   }
   if (load_one(cfg->master_key, cfg->master_key_file, cfg->data_dir, "master-key", true, &m, err,
                errlen) != 0) {
@@ -151,7 +152,8 @@ int keys_load(const config_t *cfg, char **api_key, uint8_t master[MASTER_KEY_LEN
   if (rc != 0) {
     free_secret(*api_key);
     *api_key = NULL;
-    return errf(err, errlen, "the master key must be 64 hex digits or base64 of 32 bytes");
+    errf(err, errlen, "the master key must be 64 hex digits or base64 of 32 bytes");
+    return -2;
   }
   return 0;
 }

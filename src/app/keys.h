@@ -22,7 +22,9 @@
 int keys_prepare_dir(const char *dir, char *err, size_t errlen);
 
 /* Loads or generates both keys. *api_key is a heap string (free_secret).
- * Returns 0, or -1 with a one-line message in err (no key material). */
+ * Returns 0; -1 with a one-line message in err (no key material) when a
+ * file cannot be read or written; -2 when a key is malformed (invalid
+ * configuration). */
 int keys_load(const config_t *cfg, char **api_key, uint8_t master[MASTER_KEY_LEN],
               char *err, size_t errlen);
 

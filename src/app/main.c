@@ -147,11 +147,16 @@ static int serve(int argc, char **argv)
   log_init(level);
   signal(SIGPIPE, SIG_IGN);
 
-  if (keys_prepare_dir(app.cfg.data_dir, err, sizeof err) != 0 ||
-      keys_load(&app.cfg, &api_key, master, err, sizeof err) != 0) {
+  if (keys_prepare_dir(app.cfg.data_dir, err, sizeof err) != 0) {
     fprintf(stderr, "grantd: %s\n", err);
     config_free(&app.cfg);
     return 1;
+  }
+  rc = keys_load(&app.cfg, &api_key, master, err, sizeof err);
+  if (rc != 0) {
+    fprintf(stderr, "grantd: %s\n", err);
+    config_free(&app.cfg);
+    return rc == -2 ? 2 : 1;
   }
 
   app.loop = uv_default_loop();
