@@ -29,11 +29,6 @@ static void conn_done(void *arg, int err, const conn_t *c)
 static void conn_put(api_ctx_t *ctx)
 {
   api_err_t e;
-  if (!api_valid_id(ctx->params[0])) {
-    api_reply_error(ctx, 400, "invalid_id",
-                    "connection id must be 1-128 characters of A-Z a-z 0-9 . _ ~ @ : -");
-    return;
-  }
   conn_t *c = xcalloc(1, sizeof *c);
   if (api_conn_from_json(ctx->body, ctx->params[0], c, &e) != 0) {
     free(c);

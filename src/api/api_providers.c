@@ -25,11 +25,6 @@ static void provider_put(api_ctx_t *ctx)
 {
   const char *name = ctx->params[0];
   api_err_t e;
-  if (!api_valid_id(name)) {
-    api_reply_error(ctx, 400, "invalid_name",
-                    "provider name must be 1-128 characters of A-Z a-z 0-9 . _ ~ @ : -");
-    return;
-  }
   provider_t *p = xcalloc(1, sizeof *p);
   if (api_provider_from_json(ctx->body, name, p, &e) != 0) {
     free(p);

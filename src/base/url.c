@@ -38,7 +38,7 @@ static int bad_url_byte(unsigned char c)
          c == '>';
 }
 
-static int hexval(char c)
+int url_hexval(int c)
 {
   if (c >= '0' && c <= '9')
     return c - '0';
@@ -143,8 +143,8 @@ int url_parse(const char *s, url_t *out)
       return GRANTD_EBAD_URL;
     /* Every '%' must start an escape, so path and query re-encode and
      * decode unambiguously. */
-    if (s[i] == '%' && (i + 2 >= n || hexval(s[i + 1]) < 0 ||
-                        hexval(s[i + 2]) < 0))
+    if (s[i] == '%' && (i + 2 >= n || url_hexval(s[i + 1]) < 0 ||
+                        url_hexval(s[i + 2]) < 0))
       return GRANTD_EBAD_URL;
   }
   size_t skip;
@@ -230,8 +230,8 @@ int url_decode(buf_t *out, const char *s, size_t n, int flags)
       int hi, lo;
       if (i + 2 >= n)
         goto fail;
-      hi = hexval(s[i + 1]);
-      lo = hexval(s[i + 2]);
+      hi = url_hexval(s[i + 1]);
+      lo = url_hexval(s[i + 2]);
       if (hi < 0 || lo < 0)
         goto fail;
       c = (char)(hi << 4 | lo);

@@ -119,4 +119,7 @@ void form_add(buf_t *body, const char *key, const char *value);
  * parameter is inserted before it. */
 void url_append_query(buf_t *url, const char *key, const char *value);
 
+/* Value of one hexadecimal digit (either case), or -1. */
+int url_hexval(int c);
+
 #endif

@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "base/rand.h"
+#include "base/url.h"
 
 #define FMT_ID8 0x01
 #define FMT_ID32 0x02
@@ -116,17 +117,6 @@ int seal_keyring_has(const seal_keyring_t *kr, uint32_t id)
   return find_key(kr, id) != NULL;
 }
 
-static int hexval(int c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 int seal_key_parse(const char *s, uint8_t out[SEAL_KEY_LEN])
 {
   size_t n = strlen(s);
@@ -139,7 +129,7 @@ int seal_key_parse(const char *s, uint8_t out[SEAL_KEY_LEN])
   if (n == 2 * SEAL_KEY_LEN) {
     int ok = 1;
     for (size_t i = 0; i < SEAL_KEY_LEN; i++) {
-      int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
+      int hi = url_hexval((unsigned char)s[2 * i]), lo = url_hexval((unsigned char)s[2 * i + 1]);
       if (hi < 0 || lo < 0) {
         ok = 0;
         break;
