@@ -216,6 +216,7 @@ static void on_http_done(const http_response_t *resp, int err, void *arg)
   if (err != 0) {
     fill_neterr(&r, err, resp->may_have_been_sent != 0);
   } else {
+    t->prov->host_validated = true;
     token_input_t in = {
       .status = resp->status,
       .content_type = http_response_header(resp, "Content-Type"),
@@ -477,6 +478,13 @@ void svc__next_record(svc_t *svc, const conn_t *old, const svc_prov_t *prov,
       old->failures + 1 >= SVC_MAX_AMBIGUOUS_4XX)
     o = TOKEN_REAUTH; /* token.h: the caller caps these retries */
 
+  /* Issue 3: TLS to a known-good host is transient (its certificate
+   * expired or was swapped; keep serving the token, retry). */
+  if (o == TOKEN_CONFIG && prov != NULL && prov->host_validated &&
+      (neterr == GRANTD_ETLS_UNTRUSTED || neterr == GRANTD_ETLS_HOSTNAME ||
+       neterr == GRANTD_ETLS_EXPIRED))
+    o = TOKEN_TRANSIENT;
+
   if (o == TOKEN_OK) {
     free_secret(out->access_token);
     out->access_token = tok->access_token;
@@ -557,6 +565,8 @@ static void refresh_finish(svc_t *svc, svc_op_t *op, token_result_t *tok, int ne
     op->next.revision = op->rec.revision; /* a put's record: not yet stored */
   if (op->next.status == CONN_NEEDS_REAUTH)
     op->outcome = TOKEN_REAUTH;
+  else if (op->next.status == CONN_REFRESH_FAILING)
+    op->outcome = TOKEN_TRANSIENT;
   svc__op_commit(svc, op);
 }
 

@@ -141,6 +141,7 @@ static svc_prov_t *prov_install(svc_t *svc, provider_t *p, tls_client_ctx_t *tls
   if (ratelimit_init(&pv->rl, pv->p.rate_limit_count, pv->p.rate_limit_window * 1000) != 0)
     log_warn("provider_rate_limit_ignored", "provider", pv->p.name);
   pv->rl_until = 0;
+  pv->host_validated = false;
   return pv;
 }
 

@@ -105,6 +105,8 @@ typedef struct svc_prov {
   int64_t rl_until;        /* rate-limited until (wall ms); 0 = free */
   svc_heap_t queue;        /* token requests waiting for a slot */
   tls_client_ctx_t *tls;   /* derived trust for p.ca_file, else NULL */
+  bool host_validated;     /* a token request got an HTTP answer since this
+                              record was installed: TLS to it worked */
 } svc_prov_t;
 
 /* Finds the holder for a name (placeholders included), or NULL. */
