@@ -19,15 +19,17 @@
 typedef struct api api_t;
 
 typedef struct {
-  svc_t *svc;
+  svc_t *svc;                 /* may be NULL until api_set_svc() */
   const char *api_key;        /* copied */
-  const char *public_url;     /* copied */
   size_t callback_max_query;  /* bytes of query accepted on /oauth/callback */
   size_t import_max_body;     /* body limit of POST /v1/connections:import */
 } api_opts_t;
 
 api_t *api_new(const api_opts_t *opts);
 void api_free(api_t *api);
+
+/* Attaches the service (before the loop handles the first request). */
+void api_set_svc(api_t *api, svc_t *svc);
 
 /* Marks the service ready (/healthz answers 200) or draining (503). */
 void api_set_ready(api_t *api, int ready);

@@ -39,7 +39,6 @@ struct api {
   svc_t *svc;
   char *api_key;
   size_t api_key_len;
-  char *public_url;
   size_t callback_max_query;
   size_t import_max_body;
   bool ready;

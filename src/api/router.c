@@ -35,7 +35,6 @@ api_t *api_new(const api_opts_t *o)
   a->svc = o->svc;
   a->api_key = xstrdup(o->api_key);
   a->api_key_len = strlen(o->api_key);
-  a->public_url = xstrdup(o->public_url);
   a->callback_max_query = o->callback_max_query ? o->callback_max_query : 4096;
   a->import_max_body = o->import_max_body ? o->import_max_body : 64u << 20;
   metrics_help("grantd_http_requests_total", "API requests by route and status", METRIC_COUNTER);
@@ -49,8 +48,12 @@ void api_free(api_t *a)
   if (a == NULL)
     return;
   free_secret(a->api_key);
-  free(a->public_url);
   free(a);
+}
+
+void api_set_svc(api_t *a, svc_t *svc)
+{
+  a->svc = svc;
 }
 
 void api_set_ready(api_t *a, int ready)

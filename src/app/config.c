@@ -259,6 +259,7 @@ int config_load(config_t *cfg, int argc, char **argv, int first, char *err, size
     size_t n = strlen(cfg->listen) + 16;
     cfg->public_url = xmalloc(n);
     snprintf(cfg->public_url, n, "http://%s", cfg->listen);
+    cfg->public_url_defaulted = true;
   } else if (strncmp(cfg->public_url, "http://", 7) && strncmp(cfg->public_url, "https://", 8)) {
     errf(err, errlen, "invalid --public-url '%s': expected an http:// or https:// URL", cfg->public_url);
     return -1;

@@ -29,6 +29,7 @@ typedef struct {
   char *master_key;        /* secret: never logged; 64 hex chars or base64 of 32 bytes */
   char *master_key_file;
   char *public_url;        /* base of /oauth/callback */
+  bool public_url_defaulted; /* derived from --listen: main.c fills in the bound port */
   int64_t max_body;
   int64_t max_header;
   int64_t max_connections;

@@ -9,6 +9,7 @@
  * close the environment, exit 0. A second signal exits at once.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -189,28 +190,13 @@ static int serve(int argc, char **argv)
     .response_timeout_ms = (unsigned)app.cfg.request_timeout_ms,
   };
   app.http = http_client_new(app.loop, &ho);
-  svc_opts_t vo = {
-    .loop = app.loop,
-    .store = app.store,
-    .http = app.http,
-    .tls = app.tls,
-    .public_url = app.cfg.public_url,
-    .state_ttl_ms = app.cfg.state_ttl_s * 1000,
-    .request_timeout_ms = app.cfg.request_timeout_ms,
-    .max_inflight = (int)app.cfg.refresh_max_inflight,
-    .max_inflight_per_host = (int)app.cfg.refresh_max_inflight_per_host,
-    .ramp_per_s = (int)app.cfg.refresh_ramp_per_s,
-    .batch_per_tick = (int)app.cfg.refresh_batch_per_tick,
-  };
-  rc = svc_open(&app.svc, &vo);
-  if (rc != 0) {
-    fprintf(stderr, "grantd: cannot start the connection service: %s\n", err_str(rc));
-    goto fail;
-  }
+  /* The API and the listener come up before the service so that a
+   * defaulted public URL can name the port actually bound (--listen :0).
+   * No request is handled before the loop runs, and by then the service
+   * is attached. */
   api_opts_t ao = {
-    .svc = app.svc,
+    .svc = NULL,
     .api_key = api_key,
-    .public_url = app.cfg.public_url,
     .callback_max_query = (size_t)app.cfg.callback_max_query,
     .import_max_body = 256u << 20,
   };
@@ -234,6 +220,33 @@ static int serve(int argc, char **argv)
     fprintf(stderr, "grantd: cannot listen on %s: %s\n", app.cfg.listen, err_str(rc));
     goto fail;
   }
+  if (app.cfg.public_url_defaulted) {
+    bool v6 = strchr(app.cfg.listen_host, ':') != NULL;
+    size_t n = strlen(app.cfg.listen_host) + 32;
+    free(app.cfg.public_url);
+    app.cfg.public_url = xmalloc(n);
+    snprintf(app.cfg.public_url, n, v6 ? "http://[%s]:%u" : "http://%s:%u", app.cfg.listen_host,
+             http_server_port(app.server));
+  }
+  svc_opts_t vo = {
+    .loop = app.loop,
+    .store = app.store,
+    .http = app.http,
+    .tls = app.tls,
+    .public_url = app.cfg.public_url,
+    .state_ttl_ms = app.cfg.state_ttl_s * 1000,
+    .request_timeout_ms = app.cfg.request_timeout_ms,
+    .max_inflight = (int)app.cfg.refresh_max_inflight,
+    .max_inflight_per_host = (int)app.cfg.refresh_max_inflight_per_host,
+    .ramp_per_s = (int)app.cfg.refresh_ramp_per_s,
+    .batch_per_tick = (int)app.cfg.refresh_batch_per_tick,
+  };
+  rc = svc_open(&app.svc, &vo);
+  if (rc != 0) {
+    fprintf(stderr, "grantd: cannot start the connection service: %s\n", err_str(rc));
+    goto fail;
+  }
+  api_set_svc(app.api, app.svc);
   unsigned port = http_server_port(app.server);
   if (app.cfg.port_file != NULL && write_port_file(app.cfg.port_file, port) != 0) {
     fprintf(stderr, "grantd: cannot write port file %s: %s\n", app.cfg.port_file, strerror(errno));
