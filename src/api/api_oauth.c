@@ -8,6 +8,7 @@
  * page when there is nowhere to go. An unknown, expired or replayed state
  * gets 400 with a page and no token request is made.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,25 @@
 #include "base/url.h"
 
 static const char *const authorize_fields[] = {"redirect_after", "scopes", "params", NULL};
+
+/* A redirect target goes into a Location header: only an absolute http(s)
+ * URL of printable ASCII (no spaces or control bytes, so no header
+ * splitting) that url_parse accepts. */
+static bool safe_redirect(const char *s)
+{
+  size_t n = strlen(s);
+  if (n == 0 || n > 2048)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] >= 0x7f)
+      return false;
+  url_t u;
+  if (url_parse(s, &u) != 0)
+    return false;
+  bool ok = !strcmp(u.scheme, "http") || !strcmp(u.scheme, "https");
+  url_free(&u);
+  return ok;
+}
 
 static void authorize_done(void *arg, int err, const char *url, const char *state, int64_t expires_at)
 {
@@ -58,10 +78,10 @@ static void conn_authorize(api_ctx_t *ctx)
     }
     json_t *ra = json_object_get(b, "redirect_after");
     if (ra && !json_is_null(ra)) {
-      if (!json_is_string(ra) || (strncmp(json_string_value(ra), "https://", 8) &&
-                                  strncmp(json_string_value(ra), "http://", 7)) ||
-          json_string_length(ra) > 2048) {
-        api_reply_error(ctx, 422, "invalid_field", "field 'redirect_after' must be an http(s) URL");
+      if (!json_is_string(ra) || !safe_redirect(json_string_value(ra))) {
+        api_reply_error(ctx, 422, "invalid_field",
+                        "field 'redirect_after' must be an absolute http(s) URL of at most 2048 "
+                        "printable characters");
         goto out;
       }
       redirect_after = json_string_value(ra);
@@ -157,13 +177,18 @@ static void callback_done(void *arg, int err, const svc_callback_result_t *r)
     return;
   }
   const char *error = err != 0 ? err_name(err) : r->error;
-  if (r->redirect_after != NULL) {
+  if (r->redirect_after != NULL && safe_redirect(r->redirect_after)) {
+    /* The result goes into the query, before any #fragment. */
+    const char *hash = strchr(r->redirect_after, '#');
+    size_t base = hash ? (size_t)(hash - r->redirect_after) : strlen(r->redirect_after);
     buf_t loc = BUF_INIT;
-    buf_puts(&loc, r->redirect_after);
+    buf_append(&loc, r->redirect_after, base);
     url_append_query(&loc, "connection", r->conn_id);
     url_append_query(&loc, "status", error ? "error" : "active");
     if (error)
       url_append_query(&loc, "error", error);
+    if (hash)
+      buf_puts(&loc, hash);
     buf_t hdr = BUF_INIT;
     buf_printf(&hdr, "Location: %s\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n", loc.data);
     api_reply_raw(ctx, 302, "text/plain; charset=utf-8", "", 0, hdr.data);

@@ -245,6 +245,17 @@ def test_connections(g, secrets):
     T.status("connection id of 128 bytes", 200, r)
     T.status("DELETE 128-byte id", 200, c.delete("/v1/connections/" + "y" * 128))
 
+    # redirect_after ends up in a Location header: no header splitting.
+    r = c.put("/v1/connections/auth-c", {"tenant": "t", "provider": "acme",
+                                          "grant": "authorization_code"})
+    T.status("authorization_code connection", 200, r)
+    for bad, label in [("https://app.example/x\r\nSet-Cookie: a=1", "CRLF"),
+                       ("https://app.example/x y", "space"),
+                       ("javascript:alert(1)", "scheme"), ("/relative", "relative")]:
+        r = c.request("POST", "/v1/connections/auth-c/authorize", {"redirect_after": bad})
+        T.error("redirect_after (%s)" % label, 422, r, mentions="redirect_after")
+    T.status("DELETE auth-c", 200, c.delete("/v1/connections/auth-c"))
+
     # Unknown ids.
     T.error("GET unknown connection", 404, c.get("/v1/connections/nope"), code="not_found")
     T.error("GET token of unknown connection", 404, c.get("/v1/connections/nope/token"))
