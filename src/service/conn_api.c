@@ -121,11 +121,18 @@ int svc_conn_token(svc_t *svc, const char *id, int64_t min_ttl_ms, svc_conn_cb c
   conn_entry_t *e = svc__entry_find(svc, id);
   if (e == NULL)
     return GRANTD_ENOT_FOUND;
-  if (e->op) {
-    /* A refresh or a write is running: answer from its committed result. */
-    svc__op_wait(e->op, SVC_WAIT_TOKEN, cb, arg);
+  svc_op_t *op = e->op;
+  if (op && (op->kind != SVC_OP_REFRESH || op->have_rec || op->phase == SVC_PHASE_COMMIT)) {
+    /* A write whose record is not stored yet (put, connect-flow commit, a
+     * client_credentials/password put's grant), or a refresh whose new
+     * record is about to be durable: answer from what it commits. */
+    svc__op_wait(op, SVC_WAIT_TOKEN, cb, arg);
     return 0;
   }
+  /* Idle, or a refresh queued / in flight: the stored record is the
+   * current one. A token that qualifies is served at once (issue 5: a read
+   * never waits behind a refresh it does not need); otherwise the read
+   * joins the refresh below (svc__refresh joins e->op). */
   conn_t c;
   int rc = store_conn_get(svc->store, id, &c);
   if (rc != 0)
@@ -137,7 +144,7 @@ int svc_conn_token(svc_t *svc, const char *id, int64_t min_ttl_ms, svc_conn_cb c
     svc__answer_move(svc, cb, arg, verdict, &c);
     return 0;
   }
-  if (c.failures > 0 && e->next_refresh_at > now) {
+  if (op == NULL && c.failures > 0 && e->next_refresh_at > now) {
     /* Backing off after failures (maybe a Retry-After): do not hammer the
      * provider on behalf of readers. Serve the token while it is valid,
      * even with less than min_ttl left; else report the upstream error. */

@@ -972,6 +972,43 @@ static void test_commit_refused(void **state)
   assert_int_equal(st.scheduled, 0);
 }
 
+/* Review fix 1: a read whose stored token qualifies never waits behind a
+ * refresh in flight; one that needs a refresh joins it. */
+static void test_read_not_blocked_by_refresh(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  mock.mode = MOCK_HOLD;
+  res_t f = {0};
+  assert_int_equal(svc_conn_refresh(fx.svc, "c1", conn_cb, &f), 0);
+  while (mock.held == NULL)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  assert_int_equal(svc__entry_find(fx.svc, "c1")->op->phase, SVC_PHASE_REQUEST);
+  res_t r = {0}, j = {0};
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 0, conn_cb, &r), 0);
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 7200 * 1000, conn_cb, &j), 0);
+  run_until(&r.done); /* the provider still holds the request */
+  assert_int_equal(r.err, 0);
+  assert_string_equal(r.rec.access_token, "at0");
+  assert_int_equal(j.done, 0);
+  assert_int_equal(f.done, 0);
+  mock.mode = MOCK_OK;
+  http_req_t *h = mock.held;
+  mock.held = NULL;
+  mock.queue[0] = NULL;
+  mock_answer_ok(h, "refresh_token");
+  run_until(&j.done);
+  run_until(&f.done);
+  assert_int_equal(j.err, 0);
+  assert_string_equal(j.rec.access_token, "at1");
+  assert_int_equal(f.err, 0);
+  assert_int_equal(mock.requests, 1);
+  res_free(&r);
+  res_free(&j);
+  res_free(&f);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -992,6 +1029,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_insecure_url_is_config_error, setup, teardown),
     cmocka_unit_test_setup_teardown(test_undecodable_record_kept, setup, teardown),
     cmocka_unit_test_setup_teardown(test_commit_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_read_not_blocked_by_refresh, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
