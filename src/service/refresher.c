@@ -424,6 +424,8 @@ static void dispatch(svc_t *svc)
 
 /* ---- the refresh op -------------------------------------------------------- */
 
+int (*svc__conn_get)(store_t *s, const char *id, conn_t *out) = store_conn_get;
+
 void svc__count_outcome(svc_t *svc, token_outcome_t o, bool unknown)
 {
   const char *labels;
@@ -614,10 +616,22 @@ static int refresh_start(svc_treq_t *t, oauth_request_t *req)
     return 1;
   }
   if (!op->have_rec) {
-    int rc = store_conn_get(svc->store, e->id, &op->rec);
+    int rc = svc__conn_get(svc->store, e->id, &op->rec);
     if (rc != 0) {
       log_error("refresh_read_failed", "id", e->id, "error", err_name(rc));
       refresh_abandon(svc, op, rc, NULL, 0);
+      if (rc == GRANTD_ENOT_FOUND) {
+        svc__entry_resync(svc, e->id); /* gone underneath: drop the entry */
+      } else if (rc != GRANTD_ESTORE_DECODE && rc != GRANTD_ESTORE_AUTH &&
+                 rc != GRANTD_ESTORE_VERSION && rc != GRANTD_ESTORE_KEY) {
+        /* A passing failure (I/O, a full reader table ...): the entry was
+         * unlinked when the op attached; keep it scheduled, or it would
+         * never be refreshed again. Unreadable records stay unscheduled on
+         * purpose (svc__entry_resync). */
+        int64_t now = clock_now_ms();
+        svc__schedule(svc, e, policy_backoff(e->failures + 1, 0, e->expires_at, now,
+                                             rand_fast_u64(&svc->rnd)));
+      }
       return 1;
     }
   }

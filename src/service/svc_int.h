@@ -325,6 +325,10 @@ void svc__next_record(svc_t *svc, const conn_t *old, const svc_prov_t *prov,
                       token_result_t *tok, int neterr, bool unknown, int64_t now,
                       conn_t *out);
 
+/* How a refresh reads its record: store_conn_get, replaceable by unit
+ * tests to inject read failures (refresher.c). */
+extern int (*svc__conn_get)(store_t *s, const char *id, conn_t *out);
+
 /* Logs and counts the refresh outcome (grantd_refreshes_total{outcome}). */
 void svc__count_outcome(svc_t *svc, token_outcome_t o, bool unknown);
 

@@ -1009,6 +1009,60 @@ static void test_read_not_blocked_by_refresh(void **state)
   res_free(&f);
 }
 
+static int read_fault; /* the error the next refresh read returns */
+
+static int faulty_get(store_t *s, const char *id, conn_t *out)
+{
+  int rc = read_fault;
+  read_fault = 0;
+  svc__conn_get = store_conn_get;
+  if (rc != 0) {
+    memset(out, 0, sizeof *out);
+    return rc;
+  }
+  return store_conn_get(s, id, out);
+}
+
+/* Review fix 2: a refresh that cannot read its record keeps the connection
+ * scheduled after a passing failure; an unreadable record stays
+ * unscheduled on purpose. */
+static void test_read_failure_keeps_schedule(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.scheduled, 1);
+  read_fault = GRANTD_ESTORE_IO;
+  svc__conn_get = faulty_get;
+  res_t r = {0};
+  refresh("c1", &r);
+  assert_int_equal(r.err, GRANTD_ESTORE_IO);
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.scheduled, 1);
+  conn_entry_t *e = svc__entry_find(fx.svc, "c1");
+  assert_non_null(e);
+  assert_null(e->op);
+  assert_true(e->next_refresh_at > clock_now_ms());
+  assert_int_equal(mock.requests, 0);
+  res_free(&r);
+  read_fault = GRANTD_ESTORE_DECODE;
+  svc__conn_get = faulty_get;
+  refresh("c1", &r);
+  assert_int_equal(r.err, GRANTD_ESTORE_DECODE);
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.scheduled, 0);
+  assert_int_equal(st.connections, 1);
+  res_free(&r);
+  /* The store is fine again: a refresh works. */
+  refresh("c1", &r);
+  assert_int_equal(r.err, 0);
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.scheduled, 1);
+  res_free(&r);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1030,6 +1084,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_undecodable_record_kept, setup, teardown),
     cmocka_unit_test_setup_teardown(test_commit_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_read_not_blocked_by_refresh, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_read_failure_keeps_schedule, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
