@@ -161,13 +161,16 @@ void svc__schedule(svc_t *svc, conn_entry_t *e, int64_t at)
  * GRANTD_ECONFLICT or `err`: that put was superseded before it was stored.
  * A queued op is withdrawn and freed here; one with a request in flight is
  * freed when the response comes (and its result dropped). */
+static void retry_cancel(svc_op_t *op);
+
 static void op_detach(svc_t *svc, svc_op_t *op, svc_op_t *to, int err)
 {
   conn_entry_t *e = op->entry;
   if (e)
     e->op = NULL;
   op->entry = NULL;
-  if (op->phase != SVC_PHASE_COMMIT) {
+  bool retrying = op->commit_retry;
+  if (op->phase != SVC_PHASE_COMMIT || retrying) {
     svc_waiter_t *w = op->waiters;
     op->waiters = NULL;
     op->wtail = &op->waiters;
@@ -184,6 +187,16 @@ static void op_detach(svc_t *svc, svc_op_t *op, svc_op_t *to, int err)
       }
       w = next;
     }
+  }
+  if (retrying) {
+    /* Replaced or deleted while its commit waited for a retry: the rotated
+     * refresh token must not overwrite what replaced it. */
+    retry_cancel(op);
+    log_error("rotated_token_unsaved", "id", op->next.id, "reason", "connection replaced or deleted",
+              "#attempts", LOG_I64(op->commit_attempts));
+    metrics_counter_inc("grantd_rotated_token_unsaved_total", NULL);
+    svc__op_free(svc, op);
+    return;
   }
   if (op->phase == SVC_PHASE_QUEUED && svc__treq_cancel(&op->treq))
     svc__op_free(svc, op);
@@ -359,8 +372,89 @@ static int forced_err(token_outcome_t o)
   }
 }
 
+/* ---- commit retries of rotated refresh tokens ----------------------------
+ *
+ * When a refresh succeeded and the provider rotated the refresh token, the
+ * old token is dead at the provider and op->next holds the only copy of the
+ * new one. If its commit fails, dropping op->next would lose the grant, so
+ * the op stays the entry's running op (nothing else refreshes with the dead
+ * token meanwhile) and its commit is retried after a backoff. Readers are
+ * never answered from the uncommitted record: a token read is served from
+ * the stored record while that qualifies, and otherwise waits for the
+ * retried commit. svc_close makes every waiting retry run at once, as the
+ * last attempt. */
+
+typedef struct {
+  uv_timer_t h;
+  svc_op_t *op;
+} retry_timer_t;
+
+static void on_retry_closed(uv_handle_t *h)
+{
+  free(h->data);
+}
+
+/* Stops the op's retry timer and takes it off svc->retry_ops. */
+static void retry_cancel(svc_op_t *op)
+{
+  retry_timer_t *rt = op->retry_timer;
+  op->retry_timer = NULL;
+  op->commit_retry = false;
+  *op->rprev = op->rnext;
+  if (op->rnext)
+    op->rnext->rprev = op->rprev;
+  op->rnext = NULL;
+  op->rprev = NULL;
+  uv_timer_stop(&rt->h);
+  uv_close((uv_handle_t *)&rt->h, on_retry_closed);
+}
+
+static void on_retry(uv_timer_t *h)
+{
+  retry_timer_t *rt = h->data;
+  svc_op_t *op = rt->op;
+  retry_cancel(op);
+  svc__op_commit(op->svc, op); /* still attached: a detach cancels the retry */
+}
+
+static void retry_later(svc_t *svc, svc_op_t *op, int64_t now)
+{
+  retry_timer_t *rt = xcalloc(1, sizeof *rt);
+  rt->op = op;
+  uv_timer_init(svc->loop, &rt->h);
+  rt->h.data = rt;
+  op->retry_timer = rt;
+  op->commit_retry = true;
+  op->rnext = svc->retry_ops;
+  if (op->rnext)
+    op->rnext->rprev = &op->rnext;
+  op->rprev = &svc->retry_ops;
+  svc->retry_ops = op;
+  int64_t at = policy_backoff(op->commit_attempts, 0, 0, now, rand_fast_u64(&svc->rnd));
+  uint64_t delay = at > now ? (uint64_t)(at - now) : 0;
+  log_warn("commit_retry", "id", op->next.id, "reason", "rotated refresh token not stored yet",
+           "#attempt", LOG_I64(op->commit_attempts), "#in_ms", LOG_I64((int64_t)delay));
+  uv_timer_start(&rt->h, on_retry, delay, 0);
+}
+
+void svc__commit_retry_now_all(svc_t *svc)
+{
+  for (svc_op_t *op = svc->retry_ops; op; op = op->rnext)
+    uv_timer_start(&((retry_timer_t *)op->retry_timer)->h, on_retry, 0, 0);
+}
+
+/* A refresh whose provider sent a refresh token different from the one
+ * presented (the old one is now dead there). */
+static bool rotated(const svc_op_t *op)
+{
+  const char *o = op->rec.refresh_token, *n = op->next.refresh_token;
+  if (op->kind != SVC_OP_REFRESH || op->outcome != TOKEN_OK || n == NULL || n[0] == '\0')
+    return false;
+  return o == NULL || strcmp(o, n) != 0;
+}
+
 /* Store callback of an op's commit: apply to the entry, reschedule, answer
- * every waiter in order, free the op. */
+ * every waiter in order, free the op (or keep it for a commit retry). */
 static void on_committed(void *arg, int status)
 {
   svc_op_t *op = arg;
@@ -368,11 +462,15 @@ static void on_committed(void *arg, int status)
   conn_entry_t *e = op->entry;
   int64_t now = clock_now_ms();
   const conn_t *rec = NULL;
+  bool keep = false;
 
   if (e)
     e->op = NULL;
   if (status == 0) {
     rec = &op->next;
+    if (op->commit_attempts > 0)
+      log_info("rotated_token_saved", "id", op->next.id, "#attempts",
+               LOG_I64(op->commit_attempts + 1));
     if (e) {
       svc__entry_apply(svc, e, rec);
       svc__schedule(svc, e, rec->next_refresh_at);
@@ -380,14 +478,25 @@ static void on_committed(void *arg, int status)
   } else {
     log_error("commit_failed", "id", op->next.id, "error", err_name(status));
     metrics_counter_inc("grantd_refreshes_total", "outcome=\"commit_failed\"");
+    op->commit_attempts++;
     if (op->kind == SVC_OP_REFRESH && !op->have_rec) {
-      /* The old record is still the stored one: keep serving it and retry
-       * with backoff. */
+      /* The old record is still the stored one: keep serving it. */
       rec = &op->rec;
-      if (e) {
-        uint32_t f = e->failures + 1;
-        svc__schedule(svc, e, policy_backoff(f, 0, e->expires_at, now,
-                                             rand_fast_u64(&svc->rnd)));
+      if (e && rotated(op) && !svc->closing) {
+        e->op = op; /* keeps the dead refresh token from being used */
+        keep = true;
+        retry_later(svc, op, now);
+      } else {
+        if (rotated(op)) {
+          log_error("rotated_token_unsaved", "id", op->next.id, "error", err_name(status),
+                    "#attempts", LOG_I64(op->commit_attempts));
+          metrics_counter_inc("grantd_rotated_token_unsaved_total", NULL);
+        }
+        if (e) {
+          uint32_t f = e->failures + 1;
+          svc__schedule(svc, e, policy_backoff(f, 0, e->expires_at, now,
+                                               rand_fast_u64(&svc->rnd)));
+        }
       }
     } else if (e) {
       svc__entry_resync(svc, e->id);
@@ -431,15 +540,19 @@ static void on_committed(void *arg, int status)
     free(w);
     w = next;
   }
-  svc__op_free(svc, op);
+  op->wtail = &op->waiters;
+  if (!keep)
+    svc__op_free(svc, op);
 }
+
+int (*svc__conn_put)(store_t *s, const conn_t *c, store_cb cb, void *arg) = store_conn_put;
 
 /* Queues op->next for commit; on a synchronous store error completes the
  * op as a failed commit (answers still deferred). */
 void svc__op_commit(svc_t *svc, svc_op_t *op)
 {
   op->phase = SVC_PHASE_COMMIT;
-  int rc = store_conn_put(svc->store, &op->next, on_committed, op);
+  int rc = svc__conn_put(svc->store, &op->next, on_committed, op);
   if (rc != 0)
     on_committed(op, rc);
 }

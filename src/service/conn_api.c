@@ -122,7 +122,8 @@ int svc_conn_token(svc_t *svc, const char *id, int64_t min_ttl_ms, svc_conn_cb c
   if (e == NULL)
     return GRANTD_ENOT_FOUND;
   svc_op_t *op = e->op;
-  if (op && (op->kind != SVC_OP_REFRESH || op->have_rec || op->phase == SVC_PHASE_COMMIT)) {
+  if (op && (op->kind != SVC_OP_REFRESH || op->have_rec ||
+             (op->phase == SVC_PHASE_COMMIT && !op->commit_retry))) {
     /* A write whose record is not stored yet (put, connect-flow commit, a
      * client_credentials/password put's grant), or a refresh whose new
      * record is about to be durable: answer from what it commits. */
@@ -130,7 +131,8 @@ int svc_conn_token(svc_t *svc, const char *id, int64_t min_ttl_ms, svc_conn_cb c
     return 0;
   }
   /* Idle, or a refresh queued / in flight: the stored record is the
-   * current one. A token that qualifies is served at once (issue 5: a read
+   * current one (also while a failed commit waits for its retry: readers
+   * never see an uncommitted record). A token that qualifies is served at once (issue 5: a read
    * never waits behind a refresh it does not need); otherwise the read
    * joins the refresh below (svc__refresh joins e->op). */
   conn_t c;

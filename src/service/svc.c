@@ -162,6 +162,8 @@ static void metrics_setup(svc_t *svc)
   static const double lat[] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000};
   static const double lag[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30000};
   metrics_help("grantd_refreshes_total", "token refreshes by outcome", METRIC_COUNTER);
+  metrics_help("grantd_rotated_token_unsaved_total",
+               "rotated refresh tokens given up after failed commits", METRIC_COUNTER);
   metrics_histogram_define("grantd_refresh_latency_ms", "token request round trip (ms)", lat,
                            ARRAY_SIZE(lat));
   metrics_histogram_define("grantd_scheduler_lag_ms",
@@ -357,6 +359,8 @@ void svc_close(svc_t *svc, void (*cb)(void *arg), void *arg)
   uv_timer_stop(&svc->rl_timer);
   /* Queued requests never start: their ops end with GRANTD_ESHUTDOWN. */
   svc__treq_shutdown_all(svc);
+  /* A rotated refresh token whose commit failed gets its last try now. */
+  svc__commit_retry_now_all(svc);
   log_info("service_closing", "#inflight", LOG_I64(svc->sending), "#ops", LOG_I64(svc->ops));
   svc__maybe_closed(svc);
 }

@@ -272,6 +272,13 @@ typedef struct svc_op {
   svc_treq_t treq;
   svc_conn_cb done_cb;       /* optional: after commit, before waiters */
   void *done_arg;
+  /* A refresh whose commit failed after the provider rotated the refresh
+   * token: op->next holds the only copy of the new token, so the op stays
+   * attached and retries the commit after a backoff (conn.c). */
+  bool commit_retry;         /* waiting for the retry timer */
+  uint32_t commit_attempts;  /* failed commits so far */
+  void *retry_timer;         /* conn.c's timer while commit_retry */
+  struct svc_op *rnext, **rprev; /* svc->retry_ops while commit_retry */
 } svc_op_t;
 
 /* A new op (counted for svc_close); attach it with svc__op_attach. */
@@ -286,6 +293,14 @@ void svc__op_attach(svc_t *svc, conn_entry_t *e, svc_op_t *op);
  * the error (token readers get the old record's verdict for a refresh),
  * keeps the old record and retries with backoff. */
 void svc__op_commit(svc_t *svc, svc_op_t *op);
+
+/* svc_close: every commit retry (see svc_op_t.commit_retry) runs now, as
+ * its last attempt; a failure then is logged as "rotated_token_unsaved". */
+void svc__commit_retry_now_all(svc_t *svc);
+
+/* How ops write a record: store_conn_put, replaceable by unit tests to
+ * inject commit failures (conn.c). */
+extern int (*svc__conn_put)(store_t *s, const conn_t *c, store_cb cb, void *arg);
 
 /* Appends a waiter to an op. */
 void svc__op_wait(svc_op_t *op, svc_wait_kind_t kind, svc_conn_cb cb, void *arg);
@@ -417,6 +432,7 @@ struct svc {
   uint64_t rnd;                /* rand_fast state (jitter) */
   svc_stats_t st;
   size_t ops;                  /* live svc_op_t */
+  svc_op_t *retry_ops;         /* ops waiting to retry a failed commit */
   size_t work;                 /* svc__work_begin - end */
 
   /* close */

@@ -1063,6 +1063,82 @@ static void test_read_failure_keeps_schedule(void **state)
   res_free(&r);
 }
 
+static int put_faults;    /* commits that fail from now on (-1 = all) */
+static int put_attempts;  /* commits tried while the fault is installed */
+
+static int faulty_put(store_t *s, const conn_t *c, store_cb cb, void *arg)
+{
+  put_attempts++;
+  if (put_faults != 0) {
+    if (put_faults > 0)
+      put_faults--;
+    return GRANTD_ESTORE_IO;
+  }
+  return store_conn_put(s, c, cb, arg);
+}
+
+/* Review fix 3: a rotated refresh token whose commit fails is kept and its
+ * commit retried; readers are served from the stored record meanwhile. */
+static void test_rotated_token_commit_retry(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  mock.rotate = 1;
+  import("c1", 3600 * 1000);
+  put_faults = 1;
+  put_attempts = 0;
+  svc__conn_put = faulty_put;
+  res_t r = {0};
+  refresh("c1", &r);
+  assert_int_equal(r.err, GRANTD_ESTORE_IO);
+  assert_string_equal(r.rec.refresh_token, "rt0"); /* the stored record, not the new one */
+  res_free(&r);
+  conn_entry_t *e = svc__entry_find(fx.svc, "c1");
+  assert_non_null(e->op);
+  assert_true(e->op->commit_retry);
+  /* A read is served at once from the stored record. */
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 0, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_string_equal(r.rec.access_token, "at0");
+  res_free(&r);
+  /* A forced refresh joins the pending commit instead of replaying rt0. */
+  assert_int_equal(svc_conn_refresh(fx.svc, "c1", conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_string_equal(r.rec.refresh_token, "rt1");
+  res_free(&r);
+  assert_int_equal(put_attempts, 2);
+  svc__conn_put = store_conn_put;
+  conn_t c;
+  get("c1", &c);
+  assert_string_equal(c.refresh_token, "rt1");
+  assert_string_equal(c.access_token, "at1");
+  assert_int_equal(c.revision, 2);
+  conn_free(&c);
+  svc_stats_t st;
+  svc_stats(fx.svc, &st);
+  assert_int_equal(st.scheduled, 1);
+  refresh("c1", &r);
+  assert_int_equal(r.err, 0);
+  assert_string_equal(r.rec.refresh_token, "rt2");
+  res_free(&r);
+  assert_int_equal(mock.replays, 0);
+  assert_int_equal(mock.refresh_grants, 2);
+  /* Failing for good: close makes one last attempt, then gives up. */
+  put_faults = -1;
+  put_attempts = 0;
+  svc__conn_put = faulty_put;
+  refresh("c1", &r);
+  assert_int_equal(r.err, GRANTD_ESTORE_IO);
+  res_free(&r);
+  assert_int_equal(put_attempts, 1);
+  svc_close_fx();
+  assert_int_equal(put_attempts, 2);
+  svc__conn_put = store_conn_put;
+  put_faults = 0;
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1085,6 +1161,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_commit_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_read_not_blocked_by_refresh, setup, teardown),
     cmocka_unit_test_setup_teardown(test_read_failure_keeps_schedule, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_rotated_token_commit_retry, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
