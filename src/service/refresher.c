@@ -48,7 +48,7 @@ static void on_tick(uv_timer_t *t);
 
 void svc__arm(svc_t *svc)
 {
-  if (svc->closing || svc->throttled)
+  if (svc->closing || svc->draining || svc->throttled)
     return;
   uint64_t wake = wheel_next_wake(&svc->wheel);
   if (wake == UINT64_MAX) {
@@ -80,7 +80,7 @@ static void on_tick(uv_timer_t *t)
 {
   svc_t *svc = t->data;
   svc->armed_at = UINT64_MAX;
-  if (svc->closing)
+  if (svc->closing || svc->draining)
     return;
   size_t max = (size_t)svc->opts.batch_per_tick;
   if (svc->queued >= svc->queue_cap) {
@@ -188,6 +188,13 @@ static void treq_finish(svc_treq_t *t, svc_tresult_t *r)
 {
   svc_t *svc = t->svc;
   release_slot(svc, t->host);
+  if (t->sprev) {
+    *t->sprev = t->snext;
+    if (t->snext)
+      t->snext->sprev = t->sprev;
+    t->snext = NULL;
+    t->sprev = NULL;
+  }
   t->host = NULL;
   t->http = NULL;
   t->state = TREQ_IDLE;
@@ -213,7 +220,10 @@ static void on_http_done(const http_response_t *resp, int err, void *arg)
   svc_tresult_t r;
   memset(&r, 0, sizeof r);
   r.latency_ms = (clock_mono_us() - t->t0_us) / 1000;
-  if (err != 0) {
+  if (err == GRANTD_ECANCELLED && resp->may_have_been_sent == 0 &&
+      (t->svc->draining || t->svc->closing)) {
+    fill_neterr(&r, GRANTD_ESHUTDOWN, false); /* svc_drain, never sent */
+  } else if (err != 0) {
     fill_neterr(&r, err, resp->may_have_been_sent != 0);
   } else {
     t->prov->host_validated = true;
@@ -306,7 +316,9 @@ void svc__treq_submit(svc_t *svc, svc_treq_t *t)
 {
   t->svc = svc;
   t->seq = ++svc->treq_seq;
-  if (svc->closing) {
+  t->snext = NULL;
+  t->sprev = NULL;
+  if (svc->closing || svc->draining) {
     shutdown_later(svc, t);
     return;
   }
@@ -340,6 +352,24 @@ void svc__treq_shutdown_all(svc_t *svc)
   }
 }
 
+void svc__treq_cancel_sending(svc_t *svc)
+{
+  /* Each cancel finishes its request at once (treq_finish unlinks it). */
+  while (svc->sending_list) {
+    svc_treq_t *t = svc->sending_list;
+    http_client_cancel((http_client_handle_t *)t->http);
+    if (svc->sending_list == t) {
+      /* Not finished by the cancel (cannot happen per http_client.h);
+       * unlink so the loop ends, its callback still runs later. */
+      svc->sending_list = t->snext;
+      if (t->snext)
+        t->snext->sprev = &svc->sending_list;
+      t->snext = NULL;
+      t->sprev = NULL;
+    }
+  }
+}
+
 static void on_rl_timer(uv_timer_t *tm)
 {
   svc_t *svc = tm->data;
@@ -353,7 +383,7 @@ static void dispatch(svc_t *svc)
     return;
   svc->dispatching = true;
   int64_t rl_wake = INT64_MAX;
-  while (!svc->closing && svc->queued > 0 && svc->sending < (size_t)svc->opts.max_inflight) {
+  while (!svc->closing && !svc->draining && svc->queued > 0 && svc->sending < (size_t)svc->opts.max_inflight) {
     int64_t now = clock_now_ms();
     svc_prov_t *best = NULL;
     for (size_t i = 0; i < svc->nprovs; i++) {
@@ -407,6 +437,12 @@ static void dispatch(svc_t *svc)
       svc->dispatching = false;
       treq_finish(t, &r);
       svc->dispatching = true;
+    } else {
+      t->snext = svc->sending_list;
+      if (t->snext)
+        t->snext->sprev = &t->snext;
+      t->sprev = &svc->sending_list;
+      svc->sending_list = t;
     }
     gauges(svc, h);
   }
@@ -596,9 +632,15 @@ static void refresh_abandon(svc_t *svc, svc_op_t *op, int err, const conn_t *rec
   while (w) {
     svc_waiter_t *next = w->next;
     int code = err;
-    if (code == 0 && rec)
-      code = w->kind == SVC_WAIT_TOKEN ? svc__token_verdict(rec, now)
-           : w->kind == SVC_WAIT_FORCED ? GRANTD_EREAUTH : 0;
+    if (rec && w->kind == SVC_WAIT_TOKEN) {
+      /* A still-valid stored token is served even when the refresh could
+       * not run (shutdown). */
+      int v = svc__token_verdict(rec, now);
+      if (code == 0 || v == 0)
+        code = v;
+    } else if (code == 0 && rec) {
+      code = w->kind == SVC_WAIT_FORCED ? GRANTD_EREAUTH : 0;
+    }
     svc__answer(svc, w->cb, w->arg, code, rec);
     free(w);
     w = next;
@@ -681,7 +723,21 @@ static void refresh_done(svc_treq_t *t, svc_tresult_t *r)
   svc_op_t *op = container_of(t, svc_op_t, treq);
   svc_t *svc = op->svc;
   if (r->neterr == GRANTD_ESHUTDOWN) {
-    refresh_abandon(svc, op, GRANTD_ESHUTDOWN, NULL, 0);
+    /* Never sent: nothing changed at the provider. Token readers get the
+     * stored token if it is still valid (op->rec once loaded at dispatch,
+     * else read now). */
+    conn_t cur;
+    memset(&cur, 0, sizeof cur);
+    bool have = false;
+    if (op->phase == SVC_PHASE_REQUEST && !op->have_rec) {
+      cur = op->rec;
+      memset(&op->rec, 0, sizeof op->rec);
+      have = true;
+    } else if (op->entry && !op->have_rec && op->waiters) {
+      have = store_conn_get(svc->store, op->entry->id, &cur) == 0;
+    }
+    refresh_abandon(svc, op, GRANTD_ESHUTDOWN, have ? &cur : NULL, clock_now_ms());
+    conn_free(&cur);
     return;
   }
   svc__count_outcome(svc, r->tok.outcome, r->unknown && r->tok.outcome == TOKEN_TRANSIENT);

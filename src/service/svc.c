@@ -350,15 +350,37 @@ static void close_noop(void *arg)
   (void)arg;
 }
 
+/* Stops the schedule and every token request; see svc_drain. */
+static void drain_now(svc_t *svc)
+{
+  svc->draining = true;
+  uv_timer_stop(&svc->timer);
+  svc->armed_at = UINT64_MAX;
+  uv_timer_stop(&svc->rl_timer);
+  svc->rl_armed = 0;
+  /* Queued requests never start: their ops end with GRANTD_ESHUTDOWN. */
+  svc__treq_shutdown_all(svc);
+  /* In flight: cancelled rather than waited for (a hung provider would
+   * hold shutdown for the whole request timeout). One that may have been
+   * written is committed as "refresh_outcome_unknown". */
+  svc__treq_cancel_sending(svc);
+}
+
+void svc_drain(svc_t *svc)
+{
+  if (svc->draining || svc->closing)
+    return;
+  log_info("service_draining", "#inflight", LOG_I64(svc->sending), "#queued",
+           LOG_I64(svc->queued));
+  drain_now(svc);
+}
+
 void svc_close(svc_t *svc, void (*cb)(void *arg), void *arg)
 {
   svc->closing = true;
   svc->close_cb = cb ? cb : close_noop;
   svc->close_arg = arg;
-  uv_timer_stop(&svc->timer);
-  uv_timer_stop(&svc->rl_timer);
-  /* Queued requests never start: their ops end with GRANTD_ESHUTDOWN. */
-  svc__treq_shutdown_all(svc);
+  drain_now(svc);
   /* A rotated refresh token whose commit failed gets its last try now. */
   svc__commit_retry_now_all(svc);
   log_info("service_closing", "#inflight", LOG_I64(svc->sending), "#ops", LOG_I64(svc->ops));

@@ -52,10 +52,22 @@ typedef struct {
  * their key and counted, not dropped. Returns 0 or an error. */
 int svc_open(svc_t **out, const svc_opts_t *opts);
 
-/* Stops scheduling and accepting work; refreshes in flight are allowed to
- * finish (their results committed) or are cancelled after the http client
- * closes. `cb` runs once nothing references the store or http client any
- * more; then svc_free() releases the memory. */
+/* Starts a bounded shutdown while the API still answers: stops the
+ * refresh schedule, ends queued token requests and cancels the ones in
+ * flight (a request that may have reached the provider is committed as
+ * "refresh_outcome_unknown"; one that was not sent ends GRANTD_ESHUTDOWN),
+ * and sends no token request from then on. Readers waiting on those
+ * refreshes are answered at once: from the stored record when its token is
+ * still valid, else with the error. Reads of valid tokens keep working.
+ * Idempotent; svc_close does the same. Call it when shutdown begins (on
+ * SIGTERM, before draining the HTTP server). */
+void svc_drain(svc_t *svc);
+
+/* Stops scheduling and accepting work (svc_drain first, if not done yet:
+ * token requests in flight are cancelled, not waited for; a rotated
+ * refresh token whose commit is being retried gets one last attempt).
+ * `cb` runs once nothing references the store or http client any more;
+ * then svc_free() releases the memory. */
 void svc_close(svc_t *svc, void (*cb)(void *arg), void *arg);
 /* Frees the service after svc_close's callback ran (or after a failed
  * svc_open never returned one). Order at shutdown: svc_close -> cb ->

@@ -242,6 +242,7 @@ struct svc_treq {
   svc_host_t *host;          /* host slot held while sending */
   int64_t t0_us;
   void *http;                /* the http client's request handle */
+  struct svc_treq *snext, **sprev; /* svc->sending_list while sent */
 };
 
 /* Queues t (see svc_treq_t); the done or start callback runs later. While
@@ -253,6 +254,11 @@ int svc__treq_cancel(svc_treq_t *t);
 
 /* svc_close: every queued request ends with GRANTD_ESHUTDOWN (later). */
 void svc__treq_shutdown_all(svc_t *svc);
+/* svc_drain: cancels every request in flight (their done callbacks run
+ * before this returns): one that may have been sent ends with neterr
+ * GRANTD_ECANCELLED and unknown set, one that was not with
+ * GRANTD_ESHUTDOWN. */
+void svc__treq_cancel_sending(svc_t *svc);
 
 typedef struct svc_op {
   svc_t *svc;
@@ -418,6 +424,7 @@ struct svc {
   /* token requests */
   size_t queued;               /* in provider queues */
   size_t sending;              /* in flight */
+  svc_treq_t *sending_list;    /* requests handed to the http client */
   size_t queue_cap;
   uint64_t treq_seq;
   bool dispatching;
@@ -436,6 +443,7 @@ struct svc {
   size_t work;                 /* svc__work_begin - end */
 
   /* close */
+  bool draining;               /* svc_drain: no schedule, no token requests */
   bool closing;
   int handles_open;
   void (*close_cb)(void *arg);

@@ -806,6 +806,7 @@ static void test_rate_limit_then_close(void **state)
   run_until(&done);
   assert_int_equal(b.done, 1);
   assert_int_equal(b.err, GRANTD_ESHUTDOWN);
+  res_free(&b);
   svc_free(fx.svc);
   fx.svc = NULL;
 }
@@ -1139,6 +1140,74 @@ static void test_rotated_token_commit_retry(void **state)
   put_faults = 0;
 }
 
+/* Review fix 4: shutdown does not wait for a hung provider. A request
+ * that was written is cancelled and committed as an unknown outcome; one
+ * that was not is dropped; readers get the stored token while it is valid. */
+static void test_close_cancels_inflight(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  import("c2", 3600 * 1000);
+  mock.mode = MOCK_HOLD;
+  res_t r = {0}, f = {0};
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 7200 * 1000, conn_cb, &r), 0);
+  while (mock.held == NULL)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  /* c2's request is handed to the http client but not written yet. */
+  assert_int_equal(svc_conn_refresh(fx.svc, "c2", conn_cb, &f), 0);
+  assert_int_equal(fx.svc->sending, 2);
+  int done = 0;
+  svc_close(fx.svc, flag_cb, &done);
+  run_until(&done);
+  assert_int_equal(mock.nheld, 1); /* the provider never answered */
+  assert_int_equal(r.done, 1);
+  assert_int_equal(r.err, 0);
+  assert_string_equal(r.rec.access_token, "at0");
+  assert_string_equal(r.rec.last_error_code, "refresh_outcome_unknown");
+  assert_int_equal(f.done, 1);
+  assert_int_equal(f.err, GRANTD_ESHUTDOWN);
+  svc_free(fx.svc);
+  fx.svc = NULL;
+  conn_t c;
+  assert_int_equal(store_conn_get(fx.store, "c1", &c), 0);
+  assert_string_equal(c.last_error_code, "refresh_outcome_unknown");
+  assert_int_equal(c.revision, 2);
+  conn_free(&c);
+  assert_int_equal(store_conn_get(fx.store, "c2", &c), 0);
+  assert_null(c.last_error_code);
+  assert_int_equal(c.revision, 1);
+  conn_free(&c);
+  res_free(&r);
+  res_free(&f);
+}
+
+/* svc_drain: no token request goes out any more; valid tokens are still
+ * served, also to a reader that asked for more time than is left. */
+static void test_drain(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  svc_drain(fx.svc);
+  svc_drain(fx.svc);
+  res_t r = {0};
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 7200 * 1000, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  assert_string_equal(r.rec.access_token, "at0");
+  res_free(&r);
+  assert_int_equal(svc_conn_refresh(fx.svc, "c1", conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, GRANTD_ESHUTDOWN);
+  res_free(&r);
+  assert_int_equal(mock.requests, 0);
+  conn_t c;
+  get("c1", &c);
+  assert_int_equal(c.revision, 1);
+  conn_free(&c);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1162,6 +1231,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_read_not_blocked_by_refresh, setup, teardown),
     cmocka_unit_test_setup_teardown(test_read_failure_keeps_schedule, setup, teardown),
     cmocka_unit_test_setup_teardown(test_rotated_token_commit_retry, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_close_cancels_inflight, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
