@@ -16,9 +16,92 @@
 #include "service/svc_int.h"
 #include "store/store.h"
 
+/* ---- deferred behind a refresh in flight ----------------------------------------
+ *
+ * A refresh that has gone out (REQUEST) or is being stored (COMMIT) may be
+ * rotating the refresh token at the provider. Two requests must not cut it
+ * off: a put that re-imports the very tokens the refresh started from (to
+ * change tenant or metadata: detaching would drop the rotated token and
+ * store the dead one), and a delete with revocation (it would revoke the
+ * pre-rotation tokens and leave the new ones alive). They wait for the
+ * refresh as an internal waiter and then run; such a put takes the tokens
+ * the refresh stored instead of the ones it brought. */
+
+typedef struct {
+  svc_t *svc;
+  conn_t *put;            /* a deferred put (owned), or NULL */
+  char *del_id;           /* a deferred delete (with revocation) */
+  svc_conn_cb put_cb;
+  svc_delete_cb del_cb;
+  void *arg;
+} deferred_t;
+
+static int put_impl(svc_t *svc, conn_t *c, svc_conn_cb cb, void *arg, bool after_refresh);
+static int delete_impl(svc_t *svc, const char *id, bool revoke, svc_delete_cb cb, void *arg);
+
+/* A refresh whose outcome may change the tokens at the provider. */
+static bool refresh_outstanding(const svc_op_t *op)
+{
+  return op && op->kind == SVC_OP_REFRESH && !op->have_rec &&
+         (op->phase == SVC_PHASE_REQUEST || op->phase == SVC_PHASE_COMMIT);
+}
+
+static void on_deferred(void *arg, int err, const conn_t *rec)
+{
+  (void)rec;
+  deferred_t *d = arg;
+  svc_t *svc = d->svc;
+  /* Superseded (a later put or delete detached the refresh) or closing:
+   * the deferred request is answered, not run. */
+  int rc = err == GRANTD_ESHUTDOWN ? GRANTD_ESHUTDOWN
+         : err == GRANTD_ECONFLICT || err == GRANTD_ENOT_FOUND ? GRANTD_ECONFLICT : 0;
+  if (d->put) {
+    conn_t *c = d->put;
+    if (rc == 0)
+      rc = put_impl(svc, c, d->put_cb, d->arg, true); /* takes c */
+    else {
+      conn_free(c);
+      free(c);
+    }
+    if (rc != 0)
+      d->put_cb(d->arg, rc, NULL);
+  } else {
+    if (rc == 0)
+      rc = delete_impl(svc, d->del_id, true, d->del_cb, d->arg);
+    if (rc != 0) {
+      svc_revoke_report_t rep = {0};
+      d->del_cb(d->arg, rc, &rep);
+    }
+  }
+  free(d->del_id);
+  free(d);
+}
+
+/* Replaces c's tokens with the stored ones (which a refresh renewed). */
+static void take_tokens(conn_t *c, conn_t *stored)
+{
+  free_secret(c->access_token);
+  free_secret(c->refresh_token);
+  free(c->token_type);
+  c->access_token = stored->access_token;
+  c->refresh_token = stored->refresh_token;
+  c->token_type = stored->token_type;
+  stored->access_token = stored->refresh_token = stored->token_type = NULL;
+  c->expires_at = stored->expires_at;
+  c->refresh_token_expires_at = stored->refresh_token_expires_at;
+  c->refreshed_at = stored->refreshed_at;
+}
+
 /* ---- connections --------------------------------------------------------------- */
 
 int svc_conn_put(svc_t *svc, conn_t *c, svc_conn_cb cb, void *arg)
+{
+  return put_impl(svc, c, cb, arg, false);
+}
+
+/* after_refresh: a put deferred behind a refresh (see above); it takes the
+ * stored tokens. */
+static int put_impl(svc_t *svc, conn_t *c, svc_conn_cb cb, void *arg, bool after_refresh)
 {
   int rc = 0;
   if (svc->closing) {
@@ -34,12 +117,25 @@ int svc_conn_put(svc_t *svc, conn_t *c, svc_conn_cb cb, void *arg)
     rc = GRANTD_EPROVIDER_UNKNOWN;
     goto fail;
   }
+  conn_entry_t *e0 = svc__entry_find(svc, c->id);
+  if (e0 && refresh_outstanding(e0->op) && c->refresh_token && e0->op->rec.refresh_token &&
+      strcmp(c->refresh_token, e0->op->rec.refresh_token) == 0) {
+    deferred_t *d = xcalloc(1, sizeof *d);
+    d->svc = svc;
+    d->put = c;
+    d->put_cb = cb;
+    d->arg = arg;
+    svc__op_wait(e0->op, SVC_WAIT_RECORD, on_deferred, d);
+    return 0;
+  }
   int64_t now = clock_now_ms();
   conn_t old;
   int grc = store_conn_get(svc->store, c->id, &old);
   if (grc == 0) {
     c->created_at = old.created_at ? old.created_at : now;
     c->revision = old.revision + 1;
+    if (after_refresh && old.refresh_token && old.refresh_token[0])
+      take_tokens(c, &old);
     conn_free(&old);
   } else {
     if (grc != GRANTD_ENOT_FOUND)
@@ -225,11 +321,26 @@ static void on_revoked(void *arg, const svc_revoke_report_t *rep)
 
 int svc_conn_delete(svc_t *svc, const char *id, bool revoke, svc_delete_cb cb, void *arg)
 {
+  return delete_impl(svc, id, revoke, cb, arg);
+}
+
+static int delete_impl(svc_t *svc, const char *id, bool revoke, svc_delete_cb cb, void *arg)
+{
   if (svc->closing)
     return GRANTD_ESHUTDOWN;
   conn_entry_t *e = svc__entry_find(svc, id);
   if (e == NULL)
     return GRANTD_ENOT_FOUND;
+  if (revoke && refresh_outstanding(e->op)) {
+    /* Revoke the tokens the refresh ends with, not the ones it replaces. */
+    deferred_t *w = xcalloc(1, sizeof *w);
+    w->svc = svc;
+    w->del_id = xstrdup(id);
+    w->del_cb = cb;
+    w->arg = arg;
+    svc__op_wait(e->op, SVC_WAIT_RECORD, on_deferred, w);
+    return 0;
+  }
   conn_del_t *d = xcalloc(1, sizeof *d);
   d->svc = svc;
   d->id = xstrdup(id);

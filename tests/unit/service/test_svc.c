@@ -1208,6 +1208,80 @@ static void test_drain(void **state)
   conn_free(&c);
 }
 
+static void release_held(void)
+{
+  mock.mode = MOCK_OK;
+  http_req_t *h = mock.held;
+  mock.held = NULL;
+  mock.queue[0] = NULL;
+  mock.nheld = 0;
+  mock_answer_ok(h, "refresh_token");
+}
+
+/* Review fix 5: a put re-importing the tokens a refresh in flight started
+ * from waits for it and keeps the rotated refresh token; a delete with
+ * revocation waits too (it revokes what the refresh ends with). */
+static void test_put_and_revoke_wait_for_refresh(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  mock.rotate = 1;
+  import("c1", 3600 * 1000);
+  mock.mode = MOCK_HOLD;
+  res_t f = {0}, p = {0};
+  assert_int_equal(svc_conn_refresh(fx.svc, "c1", conn_cb, &f), 0);
+  while (mock.held == NULL)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  conn_t *c = new_conn("c1", GRANT_REFRESH_TOKEN);
+  free(c->tenant);
+  c->tenant = xstrdup("t2");
+  c->access_token = xstrdup("at0");
+  c->refresh_token = xstrdup("rt0");
+  c->expires_at = clock_now_ms() + 3600 * 1000;
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &p), 0);
+  for (int i = 0; i < 5; i++)
+    uv_run(&fx.loop, UV_RUN_NOWAIT);
+  assert_int_equal(p.done, 0); /* waits for the refresh */
+  release_held();
+  run_until(&f.done);
+  run_until(&p.done);
+  assert_int_equal(f.err, 0);
+  assert_string_equal(f.rec.refresh_token, "rt1");
+  assert_int_equal(p.err, 0);
+  assert_string_equal(p.rec.tenant, "t2");
+  assert_string_equal(p.rec.refresh_token, "rt1");
+  assert_string_equal(p.rec.access_token, "at1");
+  assert_int_equal(p.rec.revision, 3);
+  res_free(&f);
+  res_free(&p);
+  refresh("c1", &f);
+  assert_int_equal(f.err, 0);
+  assert_string_equal(f.rec.refresh_token, "rt2");
+  res_free(&f);
+  assert_int_equal(mock.replays, 0);
+  /* Delete with revocation during a refresh: the refresh completes and is
+   * stored first, then the connection is deleted. */
+  mock.mode = MOCK_HOLD;
+  assert_int_equal(svc_conn_refresh(fx.svc, "c1", conn_cb, &f), 0);
+  while (mock.held == NULL)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  res_t d = {0};
+  assert_int_equal(svc_conn_delete(fx.svc, "c1", true, del_cb, &d), 0);
+  for (int i = 0; i < 5; i++)
+    uv_run(&fx.loop, UV_RUN_NOWAIT);
+  assert_int_equal(d.done, 0);
+  assert_int_equal(f.done, 0);
+  release_held();
+  run_until(&d.done);
+  assert_int_equal(d.err, 0);
+  assert_int_equal(f.err, 0);
+  assert_string_equal(f.rec.refresh_token, "rt3");
+  res_free(&f);
+  conn_t got;
+  assert_int_equal(svc_conn_get(fx.svc, "c1", &got), GRANTD_ENOT_FOUND);
+  assert_int_equal(mock.replays, 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1233,6 +1307,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_rotated_token_commit_retry, setup, teardown),
     cmocka_unit_test_setup_teardown(test_close_cancels_inflight, setup, teardown),
     cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_put_and_revoke_wait_for_refresh, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
