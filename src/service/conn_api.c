@@ -249,6 +249,21 @@ int svc_conn_token(svc_t *svc, const char *id, int64_t min_ttl_ms, svc_conn_cb c
     svc__answer_move(svc, cb, arg, verdict, &c);
     return 0;
   }
+  bool has_rt = c.refresh_token && c.refresh_token[0];
+  if (!has_rt && (c.grant == GRANT_REFRESH_TOKEN || c.grant == GRANT_AUTHORIZATION_CODE)) {
+    /* Nothing to refresh with: no token request, so no slot and no
+     * rate-limit budget. A valid token is served as it is; an expired one
+     * makes the connection needs_reauth at once. */
+    if (verdict == 0) {
+      svc__answer_move(svc, cb, arg, verdict, &c);
+      return 0;
+    }
+    if (op == NULL || op->phase == SVC_PHASE_QUEUED) {
+      /* (a queued scheduled refresh is replaced: it could do no more) */
+      svc__expire_no_rt(svc, e, &c, cb, arg);
+      return 0;
+    }
+  }
   conn_free(&c);
   svc__refresh(svc, e, false, SVC_WAIT_TOKEN, cb, arg);
   return 0;

@@ -783,6 +783,18 @@ void svc__refresh(svc_t *svc, conn_entry_t *e, bool forced, svc_wait_kind_t kind
   refresh_submit(svc, op, deadline);
 }
 
+void svc__expire_no_rt(svc_t *svc, conn_entry_t *e, conn_t *rec, svc_conn_cb cb, void *arg)
+{
+  svc_op_t *op = svc__op_new(svc, SVC_OP_REFRESH);
+  op->rec = *rec;
+  memset(rec, 0, sizeof *rec);
+  svc__op_attach(svc, e, op);
+  svc__op_wait(op, SVC_WAIT_TOKEN, cb, arg);
+  op->phase = SVC_PHASE_REQUEST; /* as refresh_start would, minus the slot */
+  synthetic(svc, op, TOKEN_REAUTH, "no_refresh_token",
+            "the access token expired and there is no refresh token");
+}
+
 /* Runs the grant of a client_credentials / password put: `rec` (moved) is
  * the record as put; it is refreshed and committed by the op. */
 void svc__refresh_with(svc_t *svc, conn_entry_t *e, conn_t *rec, svc_conn_cb cb, void *arg)

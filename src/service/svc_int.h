@@ -316,6 +316,14 @@ void svc__op_wait(svc_op_t *op, svc_wait_kind_t kind, svc_conn_cb cb, void *arg)
 void svc__refresh(svc_t *svc, conn_entry_t *e, bool forced, svc_wait_kind_t kind,
                   svc_conn_cb cb, void *arg);
 
+/* A token read of a connection with nothing to refresh with (no refresh
+ * token; grant refresh_token or authorization_code) whose token expired:
+ * rec (moved) is its stored record. Commits it as needs_reauth
+ * ("no_refresh_token") at once, without a token-request slot or rate-limit
+ * budget; cb gets the token-read answer after the commit. e must be idle
+ * or have a queued refresh (replaced; its waiters move to this op). */
+void svc__expire_no_rt(svc_t *svc, conn_entry_t *e, conn_t *rec, svc_conn_cb cb, void *arg);
+
 /* Runs the grant of a client_credentials / password put: rec (moved) is
  * the record as put (its revision is kept); it is refreshed through the
  * limits and the outcome committed; cb gets SVC_WAIT_RECORD semantics. */

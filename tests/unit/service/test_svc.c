@@ -1282,6 +1282,46 @@ static void test_put_and_revoke_wait_for_refresh(void **state)
   assert_int_equal(mock.replays, 0);
 }
 
+/* Review fix 6: reads of connections without a refresh token never wait
+ * for a token-request slot or the provider's rate limit. */
+static void test_no_refresh_token_skips_limits(void **state)
+{
+  (void)state;
+  prov_tweak = rate_limited; /* 1 request per hour */
+  put_provider("acme");
+  import("c0", 3600 * 1000);
+  res_t r = {0};
+  refresh("c0", &r); /* uses the hour's budget */
+  assert_int_equal(r.err, 0);
+  res_free(&r);
+  conn_t *c = new_conn("c1", GRANT_REFRESH_TOKEN);
+  c->access_token = xstrdup("only-at");
+  c->expires_at = clock_now_ms() + 600 * 1000;
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  res_free(&r);
+  c = new_conn("c2", GRANT_REFRESH_TOKEN);
+  c->access_token = xstrdup("old-at");
+  c->expires_at = clock_now_ms() - 1000;
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  res_free(&r);
+  res_t a = {0}, b = {0};
+  assert_int_equal(svc_conn_token(fx.svc, "c1", 3600 * 1000, conn_cb, &a), 0);
+  assert_int_equal(svc_conn_token(fx.svc, "c2", 0, conn_cb, &b), 0);
+  assert_int_equal(fx.svc->queued, 0);
+  run_until(&a.done);
+  run_until(&b.done);
+  assert_int_equal(a.err, 0);
+  assert_string_equal(a.rec.access_token, "only-at");
+  assert_int_equal(b.err, GRANTD_EREAUTH);
+  assert_int_equal(b.rec.status, CONN_NEEDS_REAUTH);
+  assert_string_equal(b.rec.last_error_code, "no_refresh_token");
+  assert_int_equal(mock.requests, 1);
+  res_free(&a);
+  res_free(&b);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1308,6 +1348,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_close_cancels_inflight, setup, teardown),
     cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
     cmocka_unit_test_setup_teardown(test_put_and_revoke_wait_for_refresh, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_no_refresh_token_skips_limits, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
