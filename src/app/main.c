@@ -122,6 +122,9 @@ static void on_signal(uv_signal_t *h, int signum)
   }
   log_info("shutting_down", "#signal", LOG_I64(signum));
   api_set_ready(app->api, 0);
+  /* Cancel token requests in flight so waiting clients are answered inside
+   * the drain window instead of at their provider's timeout. */
+  svc_drain(app->svc);
   http_server_close(app->server, (unsigned)app->cfg.shutdown_timeout_ms, on_server_closed, app);
 }
 
