@@ -251,7 +251,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
   if (r->hstate == 0) {
     if (r->nh >= HC_MAX_HEADERS)
       return fail_cb(p, GRANTD_ETOO_LARGE);
-    r->hoff[2 * r->nh] = r->hbuf.len;
+    r->hoff[2 * r->nh] = (uint32_t)r->hbuf.len;
     r->hstate = 1;
   }
   return hbuf_add(p, r, at, n);
@@ -263,7 +263,7 @@ static int on_header_field_complete(llhttp_t *p)
   if (r->hstate != 1)
     return 0;
   buf_putc(&r->hbuf, '\0');
-  r->hoff[2 * r->nh + 1] = r->hbuf.len;
+  r->hoff[2 * r->nh + 1] = (uint32_t)r->hbuf.len;
   r->hstate = 2;
   return 0;
 }

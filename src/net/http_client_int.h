@@ -14,6 +14,7 @@
 #define GRANTD_NET_HTTP_CLIENT_INT_H
 
 #include <llhttp.h>
+#include <stdint.h>
 
 #include "base/buf.h"
 #include "net/dns_cache.h"
@@ -73,7 +74,7 @@ struct http_client_handle_s {
   int status;
   int minor;
   buf_t hbuf;                        /* "name\0value\0" pairs */
-  size_t hoff[2 * HC_MAX_HEADERS];   /* offsets into hbuf */
+  uint32_t hoff[2 * HC_MAX_HEADERS]; /* offsets into hbuf (headers are capped at 64 KiB) */
   unsigned nh;                       /* complete headers */
   int hstate;                        /* 0 none, 1 in name, 2 in value */
   buf_t body;
