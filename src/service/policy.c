@@ -4,10 +4,16 @@
  * Everything here is integer arithmetic on int64 ms. Provider settings are
  * clamped before they are multiplied so that no configured value can
  * overflow a time: seconds are limited to POLICY_MAX_SETTING_S (100 years).
+ * The rate limiter is the one part with state: a ring of recent admission
+ * times (see policy.h).
  */
 #include "service/policy.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "base/err.h"
+#include "base/mem.h"
 
 #define POLICY_MAX_SETTING_S (100LL * 366 * 86400)
 
@@ -108,48 +114,95 @@ bool policy_should_refresh_on_read(int64_t now, int64_t expires_at, int64_t min_
   return remaining <= 0 || remaining < min_ttl_ms;
 }
 
+static int rl_valid(int64_t count, int64_t window_ms)
+{
+  return count == 0 || (count > 0 && count <= RATELIMIT_MAX_COUNT && window_ms >= 1 &&
+                        window_ms <= RATELIMIT_MAX_WINDOW_MS);
+}
+
 int ratelimit_init(ratelimit_t *rl, int64_t count, int64_t window_ms)
 {
-  rl->count = 0;
-  rl->window_ms = 0;
-  rl->tat = 0;
-  rl->frac = 0;
-  if (count == 0)
-    return 0;
-  if (count < 0 || count > RATELIMIT_MAX_COUNT || window_ms < 1 ||
-      window_ms > RATELIMIT_MAX_WINDOW_MS)
-    return GRANTD_EINVALID;
+  memset(rl, 0, sizeof *rl);
+  return ratelimit_reconfig(rl, count, window_ms);
+}
+
+int ratelimit_reconfig(ratelimit_t *rl, int64_t count, int64_t window_ms)
+{
+  if (count == 0 || !rl_valid(count, window_ms)) {
+    ratelimit_free(rl);
+    return count == 0 ? 0 : GRANTD_EINVALID;
+  }
+  /* The ring may hold more than the new count (it never needs to grow
+   * then: admissions wait until it drained below count). */
   rl->count = count;
   rl->window_ms = window_ms;
-  rl->tat = INT64_MIN;
   return 0;
 }
 
-/* GCRA in units of 1/count ms: each admission moves the theoretical arrival
- * time (tat + frac/count) forward by window/count; a request at `now` is
- * admitted while tat is at most (count - 1) intervals ahead of now, which is
- * a bucket of `count` tokens refilled at count per window. The products
- * stay below window * count <= 2^55, far from overflow. */
+void ratelimit_free(ratelimit_t *rl)
+{
+  if (rl == NULL)
+    return;
+  free(rl->ring);
+  memset(rl, 0, sizeof *rl);
+}
+
+/* Re-lays the ring out into `cap` slots, oldest first at index 0. */
+static void rl_resize(ratelimit_t *rl, uint32_t cap)
+{
+  int64_t *ring = xmalloc((size_t)cap * sizeof *ring);
+  for (uint32_t i = 0; i < rl->n; i++)
+    ring[i] = rl->ring[(rl->head + i) % rl->cap];
+  free(rl->ring);
+  rl->ring = ring;
+  rl->cap = cap;
+  rl->head = 0;
+}
+
+#define RL_MIN_CAP 8
+
+/* Ring of admission times: after dropping the ones that left the window
+ * (t <= now - window), the ring holds exactly the admissions in the
+ * current window, so the test is n < count, and the wait is until the
+ * count-th most recent leaves. Times are kept non-decreasing (the clamp below), so the
+ * oldest is always at head. */
 int64_t ratelimit_take(ratelimit_t *rl, int64_t now)
 {
   int64_t count = rl->count, window = rl->window_ms;
   if (count == 0)
     return 0;
-  if (rl->tat < now) {
-    rl->tat = now;
-    rl->frac = 0;
-  } else if (rl->tat - now > window) {
-    rl->tat = now + window; /* the clock went backwards: bound the damage */
+  if (rl->n > 0) {
+    uint32_t last = (rl->head + rl->n - 1) % rl->cap;
+    if (rl->ring[last] > now) {
+      /* The clock went backwards: move the future down to now. */
+      for (uint32_t i = 0; i < rl->n; i++) {
+        uint32_t k = (rl->head + i) % rl->cap;
+        if (rl->ring[k] > now)
+          rl->ring[k] = now;
+      }
+    }
   }
-  int64_t ahead = (rl->tat - now) * count + rl->frac;
-  int64_t tau = (count - 1) * window;
-  if (ahead > tau)
-    return (ahead - tau + count - 1) / count;
-  rl->tat += window / count;
-  rl->frac += window % count;
-  if (rl->frac >= count) {
-    rl->frac -= count;
-    rl->tat++;
+  while (rl->n > 0 && now - rl->ring[rl->head] >= window) {
+    rl->head = (rl->head + 1) % rl->cap;
+    rl->n--;
   }
+  if (rl->n == 0)
+    rl->head = 0;
+  if ((int64_t)rl->n >= count) {
+    /* Admitted once the count-th most recent leaves (the oldest, unless a
+     * reconfig lowered the count below what the ring holds). */
+    uint32_t k = (uint32_t)((rl->head + rl->n - (uint32_t)count) % rl->cap);
+    return rl->ring[k] + window - now;
+  }
+  if (rl->n == rl->cap) {
+    uint64_t cap = rl->cap ? (uint64_t)rl->cap * 2 : RL_MIN_CAP;
+    if (cap > (uint64_t)count)
+      cap = (uint64_t)count;
+    rl_resize(rl, (uint32_t)cap);
+  } else if (rl->cap > RL_MIN_CAP * 4 && rl->n < rl->cap / 4) {
+    rl_resize(rl, rl->cap / 2); /* a burst is over: give memory back */
+  }
+  rl->ring[(rl->head + rl->n) % rl->cap] = now;
+  rl->n++;
   return 0;
 }

@@ -3,7 +3,8 @@
  * refresh a token, when to retry after a failure, whether a read must
  * refresh first, and a per-provider rate limiter.
  *
- * Pure functions: no clock, no I/O, no allocation, no global state. Times
+ * Pure functions (apart from the rate limiter's own ring buffer): no
+ * clock, no I/O, no global state. Times
  * are int64 milliseconds (the same clock as conn_t: wall ms since the
  * epoch); provider settings are in seconds as stored in provider_t. Where a
  * function needs randomness it takes `rnd`, one uniformly random 64-bit
@@ -82,31 +83,59 @@ int64_t policy_backoff(uint32_t failures, int64_t retry_after_ms, int64_t expire
  * remains. An unknown expiry (0) never forces a refresh. */
 bool policy_should_refresh_on_read(int64_t now, int64_t expires_at, int64_t min_ttl_ms);
 
-/* A token bucket (as a GCRA: one "theoretical arrival time") admitting
- * `count` requests per `window_ms` on average with bursts of up to `count`.
- * Any interval of one window admits at most 2 * count requests (a full
- * burst plus a window of refill). Exact integer arithmetic; the interval
- * between admissions is window/count kept as a quotient and remainder.
- * Fields are private. */
+/* A strict sliding-window rate limiter: at most `count` admissions in any
+ * interval of window_ms (an admission at t counts until t + window_ms), as
+ * providers state such limits ("10 token requests per 10 minutes"). A
+ * token bucket would admit a full burst and then keep refilling, so one
+ * window could see almost 2 * count requests.
+ *
+ * It keeps the times of the admissions still inside the window, oldest
+ * first, in a ring that grows on demand (doubling, up to `count` entries)
+ * and shrinks when mostly empty: memory follows the traffic actually
+ * admitted in one window (8 bytes per admission), not the configured count
+ * (up to RATELIMIT_MAX_COUNT), and nothing is allocated until the first
+ * admission. Exact: no approximation at any count.
+ *
+ * A zeroed ratelimit_t is a valid unlimited limiter. Fields are private.
+ * Not thread-safe (the service uses it on the loop thread only). */
 typedef struct {
   int64_t count;      /* 0 = unlimited */
   int64_t window_ms;
-  int64_t tat;        /* theoretical arrival time, ms ... */
-  int64_t frac;       /* ... plus frac / count ms */
+  int64_t *ring;      /* admission times, oldest at ring[head]; NULL until used */
+  uint32_t cap;       /* ring slots */
+  uint32_t head;      /* index of the oldest admission held */
+  uint32_t n;         /* admissions held (all within the last window) */
 } ratelimit_t;
 
 #define RATELIMIT_MAX_COUNT 1000000
 #define RATELIMIT_MAX_WINDOW_MS (1000LL * 86400 * 366)
 
-/* Sets up a limiter: count in [0, RATELIMIT_MAX_COUNT] (0 = unlimited),
- * window_ms in [1, RATELIMIT_MAX_WINDOW_MS] when count > 0.
- * @return 0, or GRANTD_EINVALID (rl is then an unlimited limiter). */
+/* Sets up a fresh limiter (rl's previous contents are ignored, not freed):
+ * count in [0, RATELIMIT_MAX_COUNT] (0 = unlimited), window_ms in
+ * [1, RATELIMIT_MAX_WINDOW_MS] when count > 0. Allocates nothing.
+ * @return 0, or GRANTD_EINVALID (rl is then an unlimited limiter). Release
+ *   with ratelimit_free(). */
 int ratelimit_init(ratelimit_t *rl, int64_t count, int64_t window_ms);
 
+/* Changes the limits of a live limiter (initialised or zeroed), keeping
+ * the admissions it remembers: a provider update must not grant a fresh
+ * burst. Those admissions count against the new limits (with a smaller
+ * count, taking waits until enough of them left the window).
+ * @return 0, or GRANTD_EINVALID (the arguments as for ratelimit_init; rl
+ *   is then freed and unlimited). */
+int ratelimit_reconfig(ratelimit_t *rl, int64_t count, int64_t window_ms);
+
+/* Frees the ring; rl becomes an unlimited limiter (may be reused). NULL
+ * is ignored. */
+void ratelimit_free(ratelimit_t *rl);
+
 /* Takes one request at time now.
- * @return 0 when admitted (and counted), else the number of ms (>= 1) to
- *   wait before it would be admitted (nothing counted). A clock that goes
- *   backwards is tolerated: the wait never exceeds one window. */
+ * @return 0 when admitted (and counted): fewer than `count` admissions
+ *   happened in (now - window_ms, now]. Else the number of ms (>= 1,
+ *   <= window_ms) until enough of them left the window (normally: the
+ *   oldest), after which the request would be admitted (nothing counted). A clock that goes
+ *   backwards is tolerated: remembered admissions later than now are taken
+ *   as made at now (conservative), so the wait never exceeds one window. */
 int64_t ratelimit_take(ratelimit_t *rl, int64_t now);
 
 #endif

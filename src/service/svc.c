@@ -138,7 +138,10 @@ static svc_prov_t *prov_install(svc_t *svc, provider_t *p, tls_client_ctx_t *tls
   memset(p, 0, sizeof *p);
   pv->present = true;
   pv->host = host_for(svc, pv->p.token_url);
-  if (ratelimit_init(&pv->rl, pv->p.rate_limit_count, pv->p.rate_limit_window * 1000) != 0)
+  /* Reconfigured, not re-initialised: the admissions of the last window
+   * still count, so updating a provider (a new secret ...) grants no new
+   * burst. rl_until is recomputed by the next take. */
+  if (ratelimit_reconfig(&pv->rl, pv->p.rate_limit_count, pv->p.rate_limit_window * 1000) != 0)
     log_warn("provider_rate_limit_ignored", "provider", pv->p.name);
   pv->rl_until = 0;
   pv->host_validated = false;
@@ -407,6 +410,7 @@ void svc_free(svc_t *svc)
     tls_client_ctx_free(svc->provs[i]->tls);
     provider_free(&svc->provs[i]->p);
     free(svc->provs[i]->queue.items);
+    ratelimit_free(&svc->provs[i]->rl);
     free(svc->provs[i]);
   }
   free(svc->provs);

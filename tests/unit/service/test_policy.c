@@ -1,7 +1,8 @@
 /* Unit tests for service/policy: lead clamping (table), jitter bounds and
  * spread, the unknown-expiry rules, backoff growth/cap/Retry-After/expiry,
- * refresh-on-read, and the rate limiter (burst, sustained rate, exact
- * waits, a clock going backwards). Randomness comes from a fixed-seed
+ * refresh-on-read, and the sliding-window rate limiter (exact admission
+ * counts per window, exact waits, reconfiguration keeping history, a
+ * brute-force model, a clock going backwards). Randomness comes from a fixed-seed
  * generator, so every run is identical. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -262,43 +263,123 @@ static void test_ratelimit_init(void **state)
   assert_int_equal(ratelimit_init(&rl, 5, 0), GRANTD_EINVALID);
   assert_int_equal(ratelimit_init(&rl, 5, RATELIMIT_MAX_WINDOW_MS + 1), GRANTD_EINVALID);
   assert_int_equal(ratelimit_init(&rl, RATELIMIT_MAX_COUNT, RATELIMIT_MAX_WINDOW_MS), 0);
+  assert_null(rl.ring); /* nothing allocated before the first admission */
   assert_int_equal(ratelimit_take(&rl, T0), 0);
+  assert_non_null(rl.ring);
+  assert_true(rl.cap < 64); /* sized to the traffic, not to the count */
+  ratelimit_free(&rl);
+  assert_null(rl.ring);
+  assert_int_equal(ratelimit_take(&rl, T0), 0); /* freed = unlimited */
   assert_int_equal(ratelimit_init(&rl, 0, 0), 0);
   for (int i = 0; i < 1000; i++)
     assert_int_equal(ratelimit_take(&rl, T0), 0);
+  assert_null(rl.ring);
+  ratelimit_free(&rl);
+  ratelimit_free(NULL);
+
+  /* a zeroed limiter is unlimited; reconfig errors leave it unlimited */
+  memset(&rl, 0, sizeof rl);
+  assert_int_equal(ratelimit_take(&rl, T0), 0);
+  assert_int_equal(ratelimit_reconfig(&rl, 2, 1000), 0);
+  assert_int_equal(ratelimit_take(&rl, T0), 0);
+  assert_int_equal(ratelimit_reconfig(&rl, 2, 0), GRANTD_EINVALID);
+  assert_null(rl.ring);
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(ratelimit_take(&rl, T0), 0);
 }
 
-static void test_ratelimit_burst_and_wait(void **state)
+static void test_ratelimit_exact_window(void **state)
 {
   (void)state;
   ratelimit_t rl;
+  /* 3 per 1000 ms: a burst of 3, then nothing until the first one leaves
+   * the window (admissions at t count during [t, t + 1000)). */
   assert_int_equal(ratelimit_init(&rl, 3, 1000), 0);
   assert_int_equal(ratelimit_take(&rl, T0), 0);
-  assert_int_equal(ratelimit_take(&rl, T0), 0);
-  assert_int_equal(ratelimit_take(&rl, T0), 0);
-  assert_int_equal(ratelimit_take(&rl, T0), 334); /* ceil(1000 / 3) */
-  assert_int_equal(ratelimit_take(&rl, T0 + 333), 1);
-  assert_int_equal(ratelimit_take(&rl, T0 + 334), 0);
-  assert_int_equal(ratelimit_take(&rl, T0 + 334), 333);
+  assert_int_equal(ratelimit_take(&rl, T0 + 10), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 20), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 20), 980);
+  assert_int_equal(ratelimit_take(&rl, T0 + 999), 1);
+  assert_int_equal(ratelimit_take(&rl, T0 + 1000), 0);  /* T0 left */
+  assert_int_equal(ratelimit_take(&rl, T0 + 1000), 10); /* T0+10 leaves at +1010 */
+  assert_int_equal(ratelimit_take(&rl, T0 + 1010), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 1015), 5);
+  assert_int_equal(ratelimit_take(&rl, T0 + 1020), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 1020), 980);
+  /* after a quiet window the full count is available again, no more */
+  assert_int_equal(ratelimit_take(&rl, T0 + 5000), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 5000), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 5000), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 5000), 1000);
+  ratelimit_free(&rl);
+
+  /* the integration test's provider: 3 per 5 s, requests every 100 ms */
+  assert_int_equal(ratelimit_init(&rl, 3, 5000), 0);
+  int admitted = 0;
+  for (int64_t t = T0; t < T0 + 5000; t += 100)
+    admitted += ratelimit_take(&rl, t) == 0;
+  assert_int_equal(admitted, 3);
+  ratelimit_free(&rl);
+
+  /* 10 per 10 minutes (a real provider's limit): never 11 in a window */
+  assert_int_equal(ratelimit_init(&rl, 10, 600000), 0);
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(ratelimit_take(&rl, T0 + i * 1000), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 10000), 590000);
+  assert_int_equal(ratelimit_take(&rl, T0 + 599999), 1);
+  assert_int_equal(ratelimit_take(&rl, T0 + 600000), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 600000), 1000);
+  ratelimit_free(&rl);
 
   assert_int_equal(ratelimit_init(&rl, 1, 60000), 0);
   assert_int_equal(ratelimit_take(&rl, T0), 0);
   assert_int_equal(ratelimit_take(&rl, T0 + 1), 59999);
   assert_int_equal(ratelimit_take(&rl, T0 + 60000), 0);
-  /* idle time does not bank more than one burst */
+  /* idle time banks nothing */
   assert_int_equal(ratelimit_take(&rl, T0 + 10000000), 0);
   assert_int_equal(ratelimit_take(&rl, T0 + 10000000), 60000);
+  ratelimit_free(&rl);
 }
 
-/* Greedy client taking whenever allowed: the long-run rate is exactly
- * count per window (plus the initial burst), any window admits at most
- * 2 * count, and a returned wait is exact (one ms earlier is refused). */
+/* A provider update keeps the admissions of the current window. */
+static void test_ratelimit_reconfig(void **state)
+{
+  (void)state;
+  ratelimit_t rl;
+  assert_int_equal(ratelimit_init(&rl, 3, 1000), 0);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(ratelimit_take(&rl, T0 + i), 0);
+  assert_int_equal(ratelimit_reconfig(&rl, 3, 1000), 0); /* same limits: no new burst */
+  assert_int_equal(ratelimit_take(&rl, T0 + 3), 997);
+  assert_int_equal(ratelimit_reconfig(&rl, 5, 1000), 0); /* raised: 2 more */
+  assert_int_equal(ratelimit_take(&rl, T0 + 3), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 4), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 5), 995);
+  assert_int_equal(ratelimit_reconfig(&rl, 2, 1000), 0); /* lowered: wait for 4 to leave */
+  assert_int_equal(ratelimit_take(&rl, T0 + 5), 998);    /* T0+3 leaves at +1003 */
+  assert_int_equal(ratelimit_take(&rl, T0 + 1002), 1);
+  assert_int_equal(ratelimit_take(&rl, T0 + 1003), 0);
+  assert_int_equal(ratelimit_take(&rl, T0 + 1003), 1);   /* T0+4 leaves at +1004 */
+  assert_int_equal(ratelimit_reconfig(&rl, 2, 100), 0);  /* shorter window */
+  assert_int_equal(ratelimit_take(&rl, T0 + 1004), 0);   /* only T0+1003 in it */
+  assert_int_equal(ratelimit_take(&rl, T0 + 1004), 99);
+  assert_int_equal(ratelimit_reconfig(&rl, 0, 0), 0);    /* unlimited */
+  assert_null(rl.ring);
+  assert_int_equal(ratelimit_take(&rl, T0 + 1104), 0);
+  ratelimit_free(&rl);
+}
+
+/* Greedy client taking whenever allowed: every interval of one window
+ * admits at most `count` (checked over all admissions), the long-run rate
+ * is exactly count per window (a burst of count at T0, the next at T0 +
+ * window, ...), and a returned wait is exact (one ms earlier is refused,
+ * at the wait it is admitted). */
 static void test_ratelimit_rate(void **state)
 {
   (void)state;
   static const struct {
     int64_t count, window;
-  } cases[] = {{3, 1000}, {7, 1000}, {100, 60000}, {1000, 1000}, {5, 3}};
+  } cases[] = {{3, 1000}, {7, 1000}, {100, 60000}, {1000, 1000}, {5, 3}, {1, 1}, {5000, 10}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     ratelimit_t rl;
     int64_t count = cases[c].count, window = cases[c].window;
@@ -315,26 +396,68 @@ static void test_ratelimit_rate(void **state)
         continue;
       }
       assert_true(wait >= 1 && wait <= window);
-      if (wait > 1) {
-        ratelimit_t copy = rl;
-        assert_true(ratelimit_take(&copy, t + wait - 1) > 0);
-      }
+      if (wait > 1)
+        assert_true(ratelimit_take(&rl, t + wait - 1) > 0); /* refused: nothing counted */
       t += wait;
-      ratelimit_t copy = rl;
-      assert_int_equal(ratelimit_take(&copy, t), 0); /* and not later */
     }
-    /* One burst of `count` at T0, then one per window/count: the i-th
-     * admission (from 0) happens at the first ms >= T0 + (i - count + 1) *
-     * window / count, so exactly this many fit before the horizon. */
-    int64_t want = count + (horizon - 1) * count / window;
-    assert_int_equal(n, want);
-    /* sliding window bound */
+    /* all `count` admissions at T0, T0 + window, ... : 50 windows */
+    assert_int_equal(n, 50 * count);
+    for (size_t i = 0; i < n; i++)
+      assert_int_equal(times[i], T0 + (int64_t)(i / (size_t)count) * window);
+    /* sliding window bound, at every admission */
     for (size_t i = 0, j = 0; i < n; i++) {
       while (times[i] - times[j] >= window)
         j++;
-      assert_true((int64_t)(i - j + 1) <= 2 * count);
+      assert_true((int64_t)(i - j + 1) <= count);
     }
     free(times);
+    ratelimit_free(&rl);
+  }
+}
+
+/* Random arrivals against a brute-force model: admitted iff fewer than
+ * count admissions in (now - window, now]; the wait is until the oldest of
+ * them leaves. Exercises ring growth, wrap-around and shrinking. */
+static void test_ratelimit_model(void **state)
+{
+  (void)state;
+  uint64_t seed = 7;
+  static const int64_t counts[] = {1, 2, 9, 40, 300};
+  for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+    int64_t count = counts[c], window = 1 + (int64_t)(rng_next(&seed) % 500);
+    ratelimit_t rl;
+    assert_int_equal(ratelimit_init(&rl, count, window), 0);
+    size_t cap = 200000, n = 0;
+    int64_t *adm = malloc(cap * sizeof *adm);
+    int64_t t = T0;
+    for (int step = 0; step < 100000; step++) {
+      uint64_t r = rng_next(&seed);
+      /* bursts (same ms), small gaps, and now and then a quiet spell */
+      if (r % 100 == 0)
+        t += window * 3;
+      else if (r % 3 == 0)
+        t += (int64_t)(r >> 8) % (window / 8 + 1);
+      int64_t in_window = 0, oldest = 0;
+      for (size_t k = n; k-- > 0 && t - adm[k] < window;) {
+        in_window++;
+        oldest = adm[k];
+      }
+      int64_t want = 0;
+      if (in_window >= count) {
+        /* the count-th most recent admission */
+        oldest = adm[n - (size_t)count];
+        want = oldest + window - t;
+      }
+      int64_t got = ratelimit_take(&rl, t);
+      assert_int_equal(got, want);
+      if (got == 0) {
+        assert_true(n < cap);
+        adm[n++] = t;
+      }
+    }
+    assert_true(rl.cap <= (uint32_t)count);
+    free(adm);
+    ratelimit_free(&rl);
   }
 }
 
@@ -345,10 +468,13 @@ static void test_ratelimit_clock_backwards(void **state)
   assert_int_equal(ratelimit_init(&rl, 2, 1000), 0);
   assert_int_equal(ratelimit_take(&rl, T0), 0);
   assert_int_equal(ratelimit_take(&rl, T0), 0);
-  int64_t wait = ratelimit_take(&rl, T0 - 1000000000);
-  assert_true(wait >= 1 && wait <= 1000);
+  /* far back: the remembered admissions count as made now */
+  assert_int_equal(ratelimit_take(&rl, T0 - 1000000000), 1000);
+  assert_int_equal(ratelimit_take(&rl, T0 - 1000000000 + 999), 1);
   /* and it recovers */
+  assert_int_equal(ratelimit_take(&rl, T0 - 1000000000 + 1000), 0);
   assert_int_equal(ratelimit_take(&rl, T0 + 1000), 0);
+  ratelimit_free(&rl);
 }
 
 int main(void)
@@ -362,8 +488,10 @@ int main(void)
     cmocka_unit_test(test_backoff_retry_after_and_expiry),
     cmocka_unit_test(test_refresh_on_read),
     cmocka_unit_test(test_ratelimit_init),
-    cmocka_unit_test(test_ratelimit_burst_and_wait),
+    cmocka_unit_test(test_ratelimit_exact_window),
+    cmocka_unit_test(test_ratelimit_reconfig),
     cmocka_unit_test(test_ratelimit_rate),
+    cmocka_unit_test(test_ratelimit_model),
     cmocka_unit_test(test_ratelimit_clock_backwards),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
