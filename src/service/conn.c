@@ -573,6 +573,10 @@ void svc__op_attach(svc_t *svc, conn_entry_t *e, svc_op_t *op)
   if (e->op)
     op_detach(svc, e->op, op, GRANTD_ECONFLICT);
   wheel_unlink(&e->wheel);
+  /* A record given by a caller (put, connect flow) brings its own tokens:
+   * a later invalid_grant is not about a rotation lost in a restart. */
+  if (op->kind == SVC_OP_COMMIT || op->have_rec)
+    e->flags &= (uint8_t)~CONN_ENTRY_RESTART_OVERDUE;
   e->op = op;
   op->entry = e;
 }

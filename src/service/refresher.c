@@ -592,6 +592,40 @@ void svc__next_record(svc_t *svc, const conn_t *old, const svc_prov_t *prov,
   }
 }
 
+/* The first definite outcome of a connection that was due when the
+ * service opened (CONN_ENTRY_RESTART_OVERDUE). Without a reuse grace
+ * window at the provider, a refresh in flight when the previous process
+ * died may have rotated the refresh token there while the new one was
+ * never stored; the stored one is then a replay, and the provider answers
+ * invalid_grant (often revoking the grant). That must not read like a user
+ * revoking access: it gets its own code, keeps the provider's words and
+ * HTTP status, and is logged and counted. Status stays needs_reauth (the
+ * grant is gone either way). */
+static void restart_outcome(svc_op_t *op, const token_result_t *tok, bool unknown)
+{
+  conn_entry_t *e = op->entry;
+  if (!(e->flags & CONN_ENTRY_RESTART_OVERDUE))
+    return;
+  if (op->next.status == CONN_REFRESH_FAILING)
+    return; /* transient: the token's fate is still unknown, keep the mark */
+  e->flags &= (uint8_t)~CONN_ENTRY_RESTART_OVERDUE;
+  if (unknown || op->have_rec || op->next.status != CONN_NEEDS_REAUTH ||
+      tok->outcome != TOKEN_REAUTH || !tok->error_from_provider || tok->error == NULL ||
+      strcmp(tok->error, "invalid_grant") != 0)
+    return;
+  char m[512];
+  snprintf(m, sizeof m,
+           "the provider rejected the refresh token after a restart; a refresh in flight when "
+           "grantd stopped may have rotated it (reconnect the account). Provider: %s%s%s",
+           tok->error, tok->error_description ? ": " : "",
+           tok->error_description ? tok->error_description : "");
+  set_last_error(&op->next, "refresh_token_lost_in_restart", m, tok->http_status,
+                 op->next.last_error_at);
+  log_warn("rotation_lost_on_restart", "id", e->id, "provider", e->prov->p.name, "#http",
+           LOG_I64(tok->http_status));
+  metrics_counter_inc("grantd_rotation_lost_on_restart_total", NULL);
+}
+
 /* Builds the next record from a result and commits it. */
 static void refresh_finish(svc_t *svc, svc_op_t *op, token_result_t *tok, int neterr,
                            bool unknown)
@@ -601,6 +635,7 @@ static void refresh_finish(svc_t *svc, svc_op_t *op, token_result_t *tok, int ne
   svc__next_record(svc, &op->rec, op->entry->prov, tok, neterr, unknown, now, &op->next);
   if (op->have_rec)
     op->next.revision = op->rec.revision; /* a put's record: not yet stored */
+  restart_outcome(op, tok, unknown);
   if (op->next.status == CONN_NEEDS_REAUTH)
     op->outcome = TOKEN_REAUTH;
   else if (op->next.status == CONN_REFRESH_FAILING)

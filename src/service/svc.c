@@ -167,6 +167,10 @@ static void metrics_setup(svc_t *svc)
   metrics_help("grantd_refreshes_total", "token refreshes by outcome", METRIC_COUNTER);
   metrics_help("grantd_rotated_token_unsaved_total",
                "rotated refresh tokens given up after failed commits", METRIC_COUNTER);
+  metrics_help("grantd_rotation_lost_on_restart_total",
+               "refresh tokens rejected (invalid_grant) at the first refresh after start-up "
+               "of a connection that was due at start-up (refresh_token_lost_in_restart)",
+               METRIC_COUNTER);
   metrics_histogram_define("grantd_refresh_latency_ms", "token request round trip (ms)", lat,
                            ARRAY_SIZE(lat));
   metrics_histogram_define("grantd_scheduler_lag_ms",
@@ -248,6 +252,8 @@ static int load_conn(void *arg, const conn_sched_t *c)
     l->cap_overdue = l->cap_overdue ? l->cap_overdue * 2 : 1024;
     l->overdue = xrealloc(l->overdue, l->cap_overdue * sizeof *l->overdue);
   }
+  /* Due at start: a refresh of it may have been in flight at a crash. */
+  e->flags |= CONN_ENTRY_RESTART_OVERDUE;
   l->overdue[l->n_overdue++] = e;
   return 0;
 }

@@ -132,8 +132,20 @@ typedef struct conn_entry {
   uint32_t failures;
   uint8_t status;           /* conn_status_t */
   uint8_t grant;            /* grant_t */
+  uint8_t flags;            /* CONN_ENTRY_* (a spare padding byte: sizeof
+                               is unchanged) */
   char id[];                /* NUL-terminated */
 } conn_entry_t;
+
+/* conn_entry_t.flags. RESTART_OVERDUE: the connection was due (next
+ * refresh at or before now) when the service opened, so a refresh of it
+ * may have been in flight when the previous process died, and the provider
+ * may have rotated its refresh token without grantd storing the new one.
+ * If the first definite outcome after start-up is invalid_grant it is
+ * reported as "refresh_token_lost_in_restart" (refresher.c). Cleared by
+ * that outcome (transient failures keep it: they say nothing about the
+ * token) and by a put / commit of a new record. In memory only. */
+#define CONN_ENTRY_RESTART_OVERDUE 0x01
 
 /* Looks an id up; NULL when absent. O(1). */
 conn_entry_t *svc__entry_find(svc_t *svc, const char *id);

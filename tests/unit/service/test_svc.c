@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "base/metrics.h"
 #include "base/url.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
@@ -574,6 +575,106 @@ static void test_reopen_restores_schedule(void **state)
   assert_string_equal(rec.access_token, "at1");
   conn_free(&rec);
   assert_int_equal(mock.requests, 1);
+}
+
+/* Rewrites a stored connection's next_refresh_at behind the service's
+ * back (the service must be closed). */
+static void make_overdue(const char *id)
+{
+  conn_t rec;
+  assert_int_equal(store_conn_get(fx.store, id, &rec), 0);
+  rec.next_refresh_at = clock_now_ms() - 1000;
+  int done = 0;
+  assert_int_equal(store_conn_put(fx.store, &rec, NULL, NULL), 0);
+  assert_int_equal(store_flush(fx.store, store_flag_cb, &done), 0);
+  conn_free(&rec);
+  run_until(&done);
+}
+
+/* Issue 5 crash safety: a connection that was due at start-up (a refresh
+ * of it may have been in flight when the previous process died) whose
+ * first refresh after the restart gets invalid_grant is reported as
+ * refresh_token_lost_in_restart (the provider's words kept), also after a
+ * transient failure first; a connection that was not due, or a later
+ * invalid_grant, stays a plain invalid_grant; a put clears the mark. */
+static void test_restart_overdue_invalid_grant(void **state)
+{
+  (void)state;
+  put_provider("acme");
+  import("c1", 3600 * 1000);
+  import("c2", 3600 * 1000);
+  import("c3", 3600 * 1000);
+  import("c4", 3600 * 1000);
+  svc_close_fx();
+  make_overdue("c1");
+  make_overdue("c3");
+  make_overdue("c4");
+  mock.mode = MOCK_HOLD; /* nothing answered before the checks below */
+  assert_int_equal(svc_open_fx(), 0);
+  assert_true(svc__entry_find(fx.svc, "c1")->flags & CONN_ENTRY_RESTART_OVERDUE);
+  assert_false(svc__entry_find(fx.svc, "c2")->flags & CONN_ENTRY_RESTART_OVERDUE);
+  assert_true(svc__entry_find(fx.svc, "c4")->flags & CONN_ENTRY_RESTART_OVERDUE);
+  /* c4 is put again (new tokens): its mark goes */
+  conn_t *c = new_conn("c4", GRANT_REFRESH_TOKEN);
+  c->access_token = xstrdup("at-new");
+  c->refresh_token = xstrdup("rt-new");
+  c->expires_at = clock_now_ms() + 3600 * 1000;
+  res_t r = {0};
+  assert_int_equal(svc_conn_put(fx.svc, c, conn_cb, &r), 0);
+  run_until(&r.done);
+  assert_int_equal(r.err, 0);
+  res_free(&r);
+  assert_false(svc__entry_find(fx.svc, "c4")->flags & CONN_ENTRY_RESTART_OVERDUE);
+
+  /* c1 and c3 ramp in; their first attempts fail transiently (the mark
+   * stays), the retries get invalid_grant. */
+  while (mock.nheld < 2)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  for (int i = 0; i < mock.nheld; i++)
+    http_respond(mock.queue[i], 500, "text/plain", "oops", 4);
+  mock.nheld = 0;
+  mock.held = NULL;
+  mock.outstanding = 0;
+  mock.mode = MOCK_INVALID_GRANT;
+  while (fx.svc->st.refresh_reauth < 2 || svc__entry_find(fx.svc, "c1")->op ||
+         svc__entry_find(fx.svc, "c3")->op)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  conn_t rec;
+  static const char *const lost[] = {"c1", "c3"};
+  for (size_t i = 0; i < 2; i++) {
+    get(lost[i], &rec);
+    assert_int_equal(rec.status, CONN_NEEDS_REAUTH);
+    assert_string_equal(rec.last_error_code, "refresh_token_lost_in_restart");
+    assert_int_equal(rec.last_error_http, 400);
+    assert_non_null(strstr(rec.last_error_message, "after a restart"));
+    assert_non_null(strstr(rec.last_error_message, "invalid_grant: revoked"));
+    assert_int_equal(rec.next_refresh_at, 0);
+    assert_false(svc__entry_find(fx.svc, lost[i])->flags & CONN_ENTRY_RESTART_OVERDUE);
+    conn_free(&rec);
+  }
+  assert_int_equal(mock.refresh_grants, 4);
+
+  /* c2 was not due at start: a plain invalid_grant. */
+  refresh("c2", &r);
+  assert_int_equal(r.err, GRANTD_EREAUTH);
+  res_free(&r);
+  get("c2", &rec);
+  assert_int_equal(rec.status, CONN_NEEDS_REAUTH);
+  assert_string_equal(rec.last_error_code, "invalid_grant");
+  assert_string_equal(rec.last_error_message, "revoked");
+  conn_free(&rec);
+  /* c4 (put after start) likewise. */
+  refresh("c4", &r);
+  res_free(&r);
+  get("c4", &rec);
+  assert_string_equal(rec.last_error_code, "invalid_grant");
+  conn_free(&rec);
+
+  /* The metric counted the two. */
+  buf_t m = BUF_INIT;
+  metrics_render(&m);
+  assert_non_null(strstr(m.data, "grantd_rotation_lost_on_restart_total 2"));
+  buf_free(&m);
 }
 
 static void del_cb(void *arg, int err, const svc_revoke_report_t *rep)
@@ -1332,6 +1433,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_invalid_grant_needs_reauth, setup, teardown),
     cmocka_unit_test_setup_teardown(test_client_credentials_put, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reopen_restores_schedule, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_restart_overdue_invalid_grant, setup, teardown),
     cmocka_unit_test_setup_teardown(test_delete_during_refresh, setup, teardown),
     cmocka_unit_test_setup_teardown(test_provider_crud, setup, teardown),
     cmocka_unit_test_setup_teardown(test_replace_during_refresh, setup, teardown),
