@@ -13,6 +13,12 @@
  * callback, and queued user writes are pushed into sendapp and flushed as a
  * record once the queue is empty (so back-to-back writes share a record).
  *
+ * The buffer is half-duplex (MONO): while it holds received plaintext or a
+ * partial record, nothing can be sent. So once established, ciphertext is
+ * fed only while the user reads, and queued writes go before more input:
+ * a user that stops reading until its responses are written (http_server's
+ * back-pressure) must not deadlock.
+ *
  * Re-entrancy: every user callback runs from pump(), which is only entered
  * from loop callbacks (inner read/write callbacks and the idle handle).
  * API calls (write, read_start, close) never call back synchronously: write
@@ -339,16 +345,27 @@ static int step(tls__conn_t *c)
     size_t len;
     unsigned char *p = br_ssl_engine_recvapp_buf(c->eng, &len);
     c->read_cb(&c->s, (ssize_t)len, (const char *)p);
-    /* Acknowledged only after the callback: `p` is valid during it. */
+    /* Acknowledged only after the callback, which gets all of it: `p` is
+     * valid during it. So the engine holds no plaintext once the user
+     * stops reading (see the feed rule below). */
     br_ssl_engine_recvapp_ack(c->eng, len);
     return 1;
   }
-  if ((st & BR_SSL_RECVREC) && input_avail(c) > 0) {
-    feed_records(c);
-    return 1;
-  }
+  /* Writes go before more input: in half-duplex mode a record being
+   * received blocks sending until it is complete and delivered. */
   if ((st & BR_SSL_SENDAPP) && c->q_head != NULL) {
     feed_app(c);
+    return 1;
+  }
+  /* Once established, ciphertext is only decrypted for a reading user;
+   * otherwise it waits in c->in (flow_control() bounds it), leaving the
+   * engine's buffer free for writes: a user that stops reading until its
+   * queued writes are done (http_server's back-pressure) would otherwise
+   * wait forever for writes the engine cannot take while it holds the
+   * next record's plaintext. */
+  if ((st & BR_SSL_RECVREC) && input_avail(c) > 0
+      && (c->reading || !c->hs_done)) {
+    feed_records(c);
     return 1;
   }
   if (c->in_status != 0 && input_avail(c) == 0 && !(st & BR_SSL_RECVAPP)
@@ -522,7 +539,11 @@ static int tls_read_start(stream_t *s, stream_read_cb cb)
     return c->s.error;
   c->read_cb = cb;
   c->reading = 1;
-  if (c->s.error != 0 || (br_ssl_engine_current_state(c->eng) & BR_SSL_RECVAPP))
+  /* Input may be waiting in the engine or in c->in (not fed while the
+   * user was not reading), and may never be followed by more: nothing
+   * else would pump it. */
+  if (c->s.error != 0 || input_avail(c) > 0
+      || (br_ssl_engine_current_state(c->eng) & BR_SSL_RECVAPP))
     schedule(c);
   return 0;
 }

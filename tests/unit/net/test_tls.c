@@ -222,7 +222,13 @@ enum srv_mode {
   SRV_NOTIFY,   /* once the payload is in: close (sends close_notify) */
   SRV_TRUNCATE, /* once the payload is in: vanish without close_notify */
   SRV_PLAIN,    /* no TLS: answer the ClientHello with plain text */
+  SRV_PIPELINE, /* like http_server's back-pressure: per MSG_LEN message,
+                   stop reading, echo it, read again only once the echo is
+                   written (from a timer) */
 };
+
+/* SRV_PIPELINE's message size: odd, so messages straddle records. */
+#define MSG_LEN 37
 
 typedef struct {
   uv_loop_t loop;
@@ -234,6 +240,10 @@ typedef struct {
   int srv_status;    /* terminal status the server's reader saw */
   size_t srv_bytes;
   int srv_open;
+  buf_t srv_in;       /* SRV_PIPELINE: input not echoed yet */
+  size_t srv_in_off;
+  uv_timer_t srv_timer;
+  int srv_resumes;    /* read_start calls from srv_timer */
 
   tls_client_ctx_t *cctx;
   const char *server_name;
@@ -277,15 +287,61 @@ static void srv_on_closed(stream_t *s)
   fx_of(s)->srv_open--;
 }
 
+static void srv_on_read(stream_t *s, ssize_t n, const char *data);
+
+static void srv_on_timer(uv_timer_t *t)
+{
+  stream_t *s = t->data;
+  fx_of(s)->srv_resumes++;
+  assert_int_equal(stream_read_start(s, srv_on_read), 0);
+}
+
+/* SRV_PIPELINE: echoes the oldest complete message, if any (the reader is
+ * stopped meanwhile); otherwise reads again from a timer callback, i.e.
+ * outside every TLS callback, like http_server resuming after a write. */
+static void pipe_next(fx_t *fx, stream_t *s);
+
+static void pipe_on_write(stream_t *s, int status, void *arg)
+{
+  (void)arg;
+  assert_int_equal(status, 0);
+  fx_t *fx = fx_of(s);
+  fx->srv_in_off += MSG_LEN;
+  pipe_next(fx, s);
+}
+
+static void pipe_next(fx_t *fx, stream_t *s)
+{
+  if (fx->srv_in.len - fx->srv_in_off < MSG_LEN) {
+    assert_int_equal(uv_timer_start(&fx->srv_timer, srv_on_timer, 0, 0), 0);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(fx->srv_in.data + fx->srv_in_off, MSG_LEN);
+  assert_int_equal(stream_write(s, &b, 1, pipe_on_write, NULL), 0);
+}
+
 static void srv_on_read(stream_t *s, ssize_t n, const char *data)
 {
   fx_t *fx = fx_of(s);
   if (n < 0) {
     fx->srv_status = (int)n;
+    if (fx->mode == SRV_PIPELINE)
+      uv_close((uv_handle_t *)&fx->srv_timer, NULL);
     stream_close(s, srv_on_closed);
     return;
   }
   fx->srv_bytes += (size_t)n;
+  if (fx->mode == SRV_PIPELINE) {
+    /* The bytes are only appended (the echo writes borrow them, so the
+     * buffer must not move while one is in flight: reading is stopped
+     * until the echoes of everything complete are written). */
+    buf_append(&fx->srv_in, data, (size_t)n);
+    if (fx->srv_in.len - fx->srv_in_off >= MSG_LEN) {
+      assert_int_equal(stream_read_stop(s), 0);
+      pipe_next(fx, s);
+    }
+    return;
+  }
   if (fx->srv_corrupt)
     fx->srv_shim->corrupt = 1;
   switch (fx->mode) {
@@ -347,6 +403,10 @@ static void on_connection(uv_stream_t *listener, int status)
   assert_true(tls_stream_is_tls(s));
   s->data = fx;
   assert_int_equal(stream_read_start(s, srv_on_read), 0);
+  if (fx->mode == SRV_PIPELINE) {
+    assert_int_equal(uv_timer_init(&fx->loop, &fx->srv_timer), 0);
+    fx->srv_timer.data = s;
+  }
 }
 
 /* -- client -- */
@@ -537,6 +597,7 @@ static void fx_done(fx_t *fx)
   tls_client_ctx_free(fx->cctx);
   free(fx->payload);
   buf_free(&fx->got);
+  buf_free(&fx->srv_in);
   assert_int_equal(uv_loop_close(&fx->loop), 0);
 }
 
@@ -598,6 +659,34 @@ static void test_paused_reader(void **state)
   assert_true(fx.echoed[0]);
   assert_int_equal(fx.write_calls, 2);
   assert_int_equal(fx.write_status[1], 0);
+  fx_done(&fx);
+}
+
+static void test_pipelined_backpressure(void **state)
+{
+  (void)state;
+  /* Thousands of small messages written at once (several records, more
+   * than the inner-read high-water mark); the server stops reading after
+   * each one and reads again only once its echo is written. The engine's
+   * buffer is half-duplex: if it took in the next record while the
+   * server was not reading, the echo could not be sent and both sides
+   * would wait forever (mock_provider answered only ~74 pipelined
+   * requests over TLS). */
+  fx_t fx;
+  fx_init(&fx, "ec.pem", "ec.key", SRV_PIPELINE);
+  fx.payload_len = 3000 * MSG_LEN;
+  fx.write_after_hs = 1;
+  fx_run(&fx, 1);
+  assert_int_equal(fx.hs_status[0], 0);
+  assert_true(fx.echoed[0]); /* every byte, in order */
+  assert_int_equal(fx.write_calls, 2);
+  assert_int_equal(fx.write_status[0], 0);
+  assert_int_equal(fx.write_status[1], 0);
+  assert_int_equal(fx.srv_bytes, fx.payload_len);
+  assert_int_equal(fx.srv_in.len, fx.payload_len);
+  assert_int_equal(fx.srv_in_off, fx.payload_len);
+  assert_true(fx.srv_resumes > 0);
+  assert_int_equal(fx.srv_status, UV_EOF);
   fx_done(&fx);
 }
 
@@ -844,6 +933,7 @@ int main(void)
     cmocka_unit_test(test_echo_rsa),
     cmocka_unit_test(test_large_payload),
     cmocka_unit_test(test_paused_reader),
+    cmocka_unit_test(test_pipelined_backpressure),
     cmocka_unit_test(test_resumption),
     cmocka_unit_test(test_forget_sessions),
     cmocka_unit_test(test_untrusted),
