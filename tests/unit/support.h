@@ -18,4 +18,11 @@ const char *test_mkdtemp(void);
 /* Removes a directory tree created by test_mkdtemp(). */
 void test_rmdir(const char *path);
 
+/* dir + "/" + name in one of 8 rotating static buffers. */
+const char *test_path(const char *dir, const char *name);
+
+/* Runs a shell command (printf-style) from dir, output discarded; aborts
+ * the test when it fails. Used to make certificates with the openssl CLI. */
+void test_sh(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -1375,29 +1375,9 @@ static void test_shutdown(void **state)
 
 static char g_dir[512];
 
-static char *path_of(const char *name)
-{
-  static char bufs[8][600];
-  static int next;
-  char *p = bufs[next++ % 8];
-  snprintf(p, sizeof bufs[0], "%s/%s", g_dir, name);
-  return p;
-}
-
-static void sh(const char *fmt, ...)
-{
-  char cmd[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = snprintf(cmd, sizeof cmd, "cd '%s' && ", g_dir);
-  vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
-  va_end(ap);
-  strncat(cmd, " >/dev/null 2>&1", sizeof cmd - strlen(cmd) - 1);
-  if (system(cmd) != 0) {
-    fprintf(stderr, "command failed: %s\n", cmd);
-    abort();
-  }
-}
+/* Paths in, and shell commands run from, the certificate directory. */
+#define path_of(name) test_path(g_dir, (name))
+#define sh(...) test_sh(g_dir, __VA_ARGS__)
 
 static const char openssl_cnf[] =
   "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = unused\n"
