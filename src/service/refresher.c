@@ -505,9 +505,6 @@ void svc__next_record(svc_t *svc, const conn_t *old, const svc_prov_t *prov,
                       token_result_t *tok, int neterr, bool unknown, int64_t now,
                       conn_t *out)
 {
-  conn_copy(out, old);
-  out->revision = old->revision + 1;
-  out->updated_at = now;
   const provider_t *p = prov && prov->present ? &prov->p : NULL;
   token_outcome_t o = tok->outcome;
 
@@ -522,6 +519,26 @@ void svc__next_record(svc_t *svc, const conn_t *old, const svc_prov_t *prov,
       (neterr == GRANTD_ETLS_UNTRUSTED || neterr == GRANTD_ETLS_HOSTNAME ||
        neterr == GRANTD_ETLS_EXPIRED))
     o = TOKEN_TRANSIENT;
+
+  /* Copy old except the fields replaced below (a refresh runs this per
+   * token, and the deep copy's malloc/free showed in the profile): a
+   * shallow view with those fields unset, then one deep copy of the rest.
+   * old itself stays intact (the commit still compares against it). */
+  conn_t base = *old;
+  base.last_error_code = base.last_error_message = NULL; /* cleared or replaced */
+  if (o == TOKEN_OK) {
+    base.access_token = NULL;
+    base.token_type = NULL;
+    if (tok->refresh_token)
+      base.refresh_token = NULL;
+    if (tok->has_scope)
+      memset(&base.scopes, 0, sizeof base.scopes);
+    if (tok->extra_json)
+      base.extra_json = NULL;
+  }
+  conn_copy(out, &base);
+  out->revision = old->revision + 1;
+  out->updated_at = now;
 
   if (o == TOKEN_OK) {
     free_secret(out->access_token);
