@@ -744,7 +744,8 @@ static void test_provider_crud(void **state)
   assert_int_equal(r.err, 0);
   assert_int_equal(svc_provider_get(fx.svc, "acme", &p), GRANTD_ENOT_FOUND);
   assert_int_equal(svc_provider_delete(fx.svc, "acme", prov_cb, &r), GRANTD_ENOT_FOUND);
-  /* Issuer-only providers go through discovery (stubbed here: fails). */
+  /* Issuer-only providers go through discovery; issuer.example (RFC 2606)
+   * never resolves, so discovery fails and nothing is stored. */
   provider_t *q = xcalloc(1, sizeof *q);
   q->name = xstrdup("disc");
   q->issuer = xstrdup("https://issuer.example");
