@@ -44,7 +44,10 @@ static void on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
   *b = uv_buf_init(rbuf, sizeof(rbuf));
 }
 
-static void on_closed(uv_handle_t *h) { free(h->data); }
+static void on_closed(uv_handle_t *h)
+{
+  free(h->data);
+}
 
 static void on_written(uv_write_t *req, int status)
 {

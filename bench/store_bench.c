@@ -115,7 +115,7 @@ static int count_full(void *arg, const conn_t *c)
 
 static void open_store(void)
 {
-  store_opts_t o = {&loop, dir, (size_t)4 << 30, kr};
+  store_opts_t o = {.loop = &loop, .path = dir, .map_size = (size_t)4 << 30, .keyring = kr};
   if (store_open(&st, &o) != 0) {
     fprintf(stderr, "store_open failed\n");
     exit(1);
@@ -229,8 +229,8 @@ int main(int argc, char **argv)
   t = now_s();
   store_conn_scan_sched(st, count_sched, NULL, &n);
   t = now_s() - t;
-  printf("scheduling scan: %ld records in %.3f s (%.0f records/s; 1M would take ~%.2f s)\n", n,
-         t, (double)n / t, t / (double)n * 1e6);
+  printf("scheduling scan: %ld records in %.3f s (%.0f records/s; 1M would take ~%.2f s)\n", n, t,
+         (double)n / t, t / (double)n * 1e6);
   n = 0;
   t = now_s();
   store_conn_scan(st, count_full, NULL, &n);

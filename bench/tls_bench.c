@@ -65,7 +65,8 @@ static void make_certs(void)
         "keyUsage = critical,keyCertSign,cRLSign\n"
         "[leaf_ext]\nbasicConstraints = CA:FALSE\n"
         "keyUsage = critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost\n", f);
+        "extendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost\n",
+        f);
   fclose(f);
   sh("openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
      " -keyout ca.key -out ca.pem -days 30 -subj /CN=bench-ca -config openssl.cnf"
@@ -131,8 +132,7 @@ static void srv_accept(uv_stream_t *l, int status)
   stream_read_start(s, srv_read);
 }
 
-static int srv_listen(uv_loop_t *loop, srv_listener_t *sl, const char *chain,
-                      const char *key)
+static int srv_listen(uv_loop_t *loop, srv_listener_t *sl, const char *chain, const char *key)
 {
   if (tls_server_ctx_new(&sl->ctx, path_of(chain), path_of(key)) < 0)
     exit(2);
@@ -140,8 +140,8 @@ static int srv_listen(uv_loop_t *loop, srv_listener_t *sl, const char *chain,
   uv_ip4_addr("127.0.0.1", 0, &a);
   uv_tcp_init(loop, &sl->tcp);
   sl->tcp.data = sl;
-  if (uv_tcp_bind(&sl->tcp, (struct sockaddr *)&a, 0) < 0
-      || uv_listen((uv_stream_t *)&sl->tcp, 128, srv_accept) < 0)
+  if (uv_tcp_bind(&sl->tcp, (struct sockaddr *)&a, 0) < 0 ||
+      uv_listen((uv_stream_t *)&sl->tcp, 128, srv_accept) < 0)
     exit(2);
   int len = sizeof a;
   uv_tcp_getsockname(&sl->tcp, (struct sockaddr *)&a, &len);
@@ -172,8 +172,8 @@ typedef struct {
   tls_client_ctx_t *ctx;
   struct sockaddr_in addr;
   enum mode mode;
-  int forget;      /* full handshakes: forget sessions before each */
-  long left;       /* operations still to do */
+  int forget; /* full handshakes: forget sessions before each */
+  long left;  /* operations still to do */
   size_t got;
   int err;
   char req[REQ_BYTES];
@@ -249,8 +249,7 @@ static void cli_connected(stream_t *tcp, int status, void *arg)
     stream_close(tcp, cli_closed);
     return;
   }
-  stream_t *s = tls_client_wrap(c->ctx, tcp, "localhost",
-                                ntohs(c->addr.sin_port), cli_hs, c);
+  stream_t *s = tls_client_wrap(c->ctx, tcp, "localhost", ntohs(c->addr.sin_port), cli_hs, c);
   s->data = c;
 }
 
@@ -270,8 +269,8 @@ static double cpu_us(void)
 {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6
-         + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 static double wall_us(void)
@@ -281,8 +280,8 @@ static double wall_us(void)
   return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static void measure(const char *label, uv_loop_t *loop, tls_client_ctx_t *ctx,
-                    int port, enum mode mode, int forget, long n)
+static void measure(const char *label, uv_loop_t *loop, tls_client_ctx_t *ctx, int port,
+                    enum mode mode, int forget, long n)
 {
   cli_t c;
   memset(&c, 0, sizeof c);
@@ -301,8 +300,8 @@ static void measure(const char *label, uv_loop_t *loop, tls_client_ctx_t *ctx,
     fprintf(stderr, "tls_bench: %s failed: %s\n", label, err_name(c.err));
     return;
   }
-  printf("%-44s %8ld ops  client CPU %9.1f us/op  wall %9.1f us/op\n", label, n,
-         cpu / (double)n, wall / (double)n);
+  printf("%-44s %8ld ops  client CPU %9.1f us/op  wall %9.1f us/op\n", label, n, cpu / (double)n,
+         wall / (double)n);
 }
 
 int main(int argc, char **argv)
@@ -342,24 +341,21 @@ int main(int argc, char **argv)
   /* Warm up: first handshake caches the session used by (a) and (b). */
   measure("warm-up (full handshake, ECDSA)", &loop, ctx, ports[0], HANDSHAKE, 0, 1);
   if (strchr(phases, 'a'))
-    measure("(a) kept-alive round trip 600 B up/400 B down", &loop, ctx,
-            ports[0], RTT, 0, 20000 * scale);
+    measure("(a) kept-alive round trip 600 B up/400 B down", &loop, ctx, ports[0], RTT, 0,
+            20000 * scale);
   if (strchr(phases, 'b'))
-    measure("(b) resumed handshake (+TCP connect/close)", &loop, ctx, ports[0],
-            HANDSHAKE, 0, 2000 * scale);
+    measure("(b) resumed handshake (+TCP connect/close)", &loop, ctx, ports[0], HANDSHAKE, 0,
+            2000 * scale);
   if (strchr(phases, 'c')) {
-    measure("(c) full handshake ECDSA P-256 (+TCP)", &loop, ctx, ports[0],
-            HANDSHAKE, 1, 200 * scale);
-    measure("(c) full handshake RSA-2048 (+TCP)", &loop, ctx, ports[1],
-            HANDSHAKE, 1, 200 * scale);
+    measure("(c) full handshake ECDSA P-256 (+TCP)", &loop, ctx, ports[0], HANDSHAKE, 1,
+            200 * scale);
+    measure("(c) full handshake RSA-2048 (+TCP)", &loop, ctx, ports[1], HANDSHAKE, 1, 200 * scale);
   }
   if (strchr(phases, 'r'))
-    measure("(ref) plain TCP connect + close", &loop, ctx, ports[0], TCP_ONLY,
-            0, 2000 * scale);
+    measure("(ref) plain TCP connect + close", &loop, ctx, ports[0], TCP_ONLY, 0, 2000 * scale);
   const tls_stats_t *st = tls_client_ctx_stats(ctx);
-  printf("client handshakes: full %llu, resumed %llu, failed %llu\n",
-         (unsigned long long)st->full, (unsigned long long)st->resumed,
-         (unsigned long long)st->failed);
+  printf("client handshakes: full %llu, resumed %llu, failed %llu\n", (unsigned long long)st->full,
+         (unsigned long long)st->resumed, (unsigned long long)st->failed);
 
   tls_client_ctx_free(ctx);
   uv_loop_close(&loop);

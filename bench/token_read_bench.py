@@ -7,7 +7,7 @@ Usage: bench/token_read_bench.py [--build DIR] [--rounds N] [--seconds S]
                                  [--connections C] [--threads T]
 Needs a release build (cmake -S . -B build && cmake --build build) and wrk.
 Prints req/s per round, the medians and the ratio grantd / bare. Exits 0;
-there is no pass/fail threshold here (targets live in the issue notes).
+there is no pass/fail threshold here (it reports figures only).
 """
 import argparse
 import json
@@ -83,8 +83,11 @@ def main():
                GRANTD_LOG_LEVEL="warn")
     procs = []
     try:
+        # The provider's token_url names 127.0.0.1 (never dialled here, but
+        # PUT /v1/providers refuses forbidden literals): allow loopback.
         gp = subprocess.Popen([grantd, "serve", "--listen", "127.0.0.1:0", "--data", f"{tmp}/data",
-                               "--port-file", f"{tmp}/grantd.port"], env=env)
+                               "--port-file", f"{tmp}/grantd.port",
+                               "--allow-endpoint-cidr", "127.0.0.0/8,::1/128"], env=env)
         procs.append(gp)
         bp = subprocess.Popen([bare, "--port-file", f"{tmp}/bare.port"])
         procs.append(bp)
@@ -107,7 +110,7 @@ def main():
             print(f"round {r + 1}: bare {bs[-1]:.0f} req/s, grantd token read {gs[-1]:.0f} req/s")
         gm, bm = statistics.median(gs), statistics.median(bs)
         print(f"median: bare {bm:.0f} req/s, grantd {gm:.0f} req/s, ratio {gm / bm:.2f} "
-              f"(target >= 0.80); wrk -t{args.threads} -c{args.connections} -d{args.seconds}s")
+              f"(target >= 0.85); wrk -t{args.threads} -c{args.connections} -d{args.seconds}s")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -27,6 +27,24 @@ if(mock_srcs)
   target_link_libraries(mock_provider PRIVATE grantd_net grantd_oauth)
 endif()
 
+# The layer and include-cycle check over src/ (see CMakeLists.txt).
+get_property(layer_table GLOBAL PROPERTY GRANTD_LAYERS)
+add_test(NAME layers COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tools/check_layers.py
+  ${CMAKE_SOURCE_DIR}/src ${layer_table})
+add_test(NAME layers_selftest COMMAND ${Python3_EXECUTABLE}
+  ${CMAKE_SOURCE_DIR}/tools/test_check_layers.py)
+
+# Files are opened only through base/file.h (regular, size-limited, off the
+# loop at run time) or at the few places tools/check_file_reads.py lists.
+add_test(NAME file_reads COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tools/check_file_reads.py
+  ${CMAKE_SOURCE_DIR}/src)
+add_test(NAME file_reads_selftest COMMAND ${Python3_EXECUTABLE}
+  ${CMAKE_SOURCE_DIR}/tools/check_file_reads.py --selftest)
+
+# Every C file under src/, tests/ and bench/ is as clang-format (the
+# committed .clang-format, Debian's clang-format 14) makes it.
+add_test(NAME format COMMAND sh ${CMAKE_SOURCE_DIR}/tools/check_format.sh)
+
 file(GLOB it_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/integration/test_*.py)
 foreach(src ${it_srcs})
   get_filename_component(t ${src} NAME_WE)

@@ -1,12 +1,13 @@
 /*
  * api_connections.c - the connection endpoints of the v1 API: create or
  * replace, read, list, delete (optionally revoking), read the token, refresh
- * now, and the NDJSON bulk import.
+ * now; the route of the NDJSON bulk import (api_import.c).
  *
  * Secrets go in (tokens on import, client secret, password) but only the
  * token endpoint ever returns one: the access token.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,11 +27,42 @@ static void conn_done(void *arg, int err, const conn_t *c)
   api_reply_json(ctx, 200, api_conn_to_json(c));
 }
 
+/* A provider that lists its grants (one made from a catalog template)
+ * takes only those; an import (refresh_token) also when it supports the
+ * authorization_code grant, whose tokens are what gets imported. Returns
+ * -1 with *e set (422 grant_not_supported). */
+static int check_grant(api_ctx_t *ctx, const conn_t *c, api_err_t *e)
+{
+  provider_t p;
+  if (svc_provider_get(ctx->api->svc, c->provider, &p) != 0)
+    return 0; /* an unknown provider is the service's answer */
+  bool ok = p.grants.n == 0;
+  for (size_t i = 0; i < p.grants.n && !ok; i++) {
+    grant_t g;
+    ok = grant_parse(p.grants.items[i], &g) == 0 &&
+         (g == c->grant || (c->grant == GRANT_REFRESH_TOKEN && g == GRANT_AUTHORIZATION_CODE));
+  }
+  if (!ok) {
+    e->status = 422;
+    e->code = "grant_not_supported";
+    snprintf(e->message, sizeof e->message, "provider '%.64s' does not support the grant %s",
+             c->provider, grant_name(c->grant));
+  }
+  provider_free(&p);
+  return ok ? 0 : -1;
+}
+
 static void conn_put(api_ctx_t *ctx)
 {
   api_err_t e;
   conn_t *c = xcalloc(1, sizeof *c);
   if (api_conn_from_json(ctx->body, ctx->params[0], c, &e) != 0) {
+    free(c);
+    api_reply_api_err(ctx, &e);
+    return;
+  }
+  if (check_grant(ctx, c, &e) != 0 || api_conn_vars_check(ctx->api, ctx->body, c, &e) != 0) {
+    conn_free(c);
     free(c);
     api_reply_api_err(ctx, &e);
     return;
@@ -75,8 +107,9 @@ static void conn_list(api_ctx_t *ctx)
   if (status_s != NULL) {
     conn_status_t st;
     if (conn_status_parse(status_s, &st) != 0) {
-      api_reply_error(ctx, 400, "invalid_query",
-                      "status must be pending, active, refresh_failing, needs_reauth, error or revoked");
+      api_reply_error(
+        ctx, 400, "invalid_query",
+        "status must be pending, active, refresh_failing, needs_reauth, error or revoked");
       return;
     }
     status = (int)st;
@@ -193,152 +226,9 @@ static void conn_refresh(api_ctx_t *ctx)
     api_reply_err(ctx, rc, NULL);
 }
 
-/* ---- NDJSON import ---- */
-
-typedef struct {
-  api_ctx_t *ctx;
-  json_t **results;   /* one per line, filled as lines complete */
-  size_t lines;
-  size_t pending;
-  size_t ok, failed;
-  bool parsing;       /* still submitting lines: do not finish yet */
-} import_t;
-
-typedef struct {
-  import_t *imp;
-  size_t line;
-} import_line_t;
-
-static void import_finish(import_t *imp)
-{
-  buf_t out = BUF_INIT;
-  json_t *summary = json_object();
-  json_object_set_new(summary, "lines", json_integer((json_int_t)imp->lines));
-  json_object_set_new(summary, "imported", json_integer((json_int_t)imp->ok));
-  json_object_set_new(summary, "failed", json_integer((json_int_t)imp->failed));
-  for (size_t i = 0; i < imp->lines; i++) {
-    if (imp->results[i] == NULL)
-      continue;
-    json_dump_buf(imp->results[i], &out);
-    buf_putc(&out, '\n');
-    json_decref(imp->results[i]);
-  }
-  json_t *wrap = json_object();
-  json_object_set_new(wrap, "summary", summary);
-  json_dump_buf(wrap, &out);
-  buf_putc(&out, '\n');
-  json_decref(wrap);
-  int status = imp->failed == 0 ? 200 : 207;
-  api_reply_raw(imp->ctx, status, "application/x-ndjson", out.data, out.len, NULL);
-  buf_free(&out);
-  free(imp->results);
-  free(imp);
-}
-
-static json_t *line_result(size_t line, const char *id)
-{
-  json_t *o = json_object();
-  json_object_set_new(o, "line", json_integer((json_int_t)line + 1));
-  json_object_set_new(o, "id", id ? json_string(id) : json_null());
-  return o;
-}
-
-static void import_line_done(void *arg, int err, const conn_t *c)
-{
-  import_line_t *il = arg;
-  import_t *imp = il->imp;
-  json_t *r = line_result(il->line, c ? c->id : NULL);
-  if (err != 0) {
-    json_object_set_new(r, "error", json_string(err_name(err)));
-    json_object_set_new(r, "message", json_string(err_str(err)));
-    imp->failed++;
-  } else {
-    json_object_set_new(r, "status", json_string(conn_status_name(c->status)));
-    imp->ok++;
-  }
-  if (imp->results[il->line] != NULL)
-    json_decref(imp->results[il->line]);
-  imp->results[il->line] = r;
-  free(il);
-  if (--imp->pending == 0 && !imp->parsing)
-    import_finish(imp);
-}
-
-static void conn_import(api_ctx_t *ctx)
-{
-  size_t len;
-  const char *body = http_req_body(ctx->req, &len);
-  import_t *imp = xcalloc(1, sizeof *imp);
-  imp->ctx = ctx;
-  imp->parsing = true;
-  size_t cap = 1;
-  for (size_t i = 0; i < len; i++)
-    cap += body[i] == '\n';
-  imp->results = xcalloc(cap, sizeof *imp->results);
-  const char *p = body, *end = body + len;
-  while (p < end) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    const char *le = nl ? nl : end;
-    size_t n = (size_t)(le - p);
-    while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == ' '))
-      n--;
-    if (n > 0) {
-      size_t line = imp->lines++;
-      json_t *j = NULL;
-      api_err_t e;
-      conn_t *c = NULL;
-      if (json_parse(p, n, &j) != 0 || !json_is_object(j)) {
-        json_t *r = line_result(line, NULL);
-        json_object_set_new(r, "error", json_string("invalid_json"));
-        json_object_set_new(r, "message", json_string("the line is not a JSON object"));
-        imp->results[line] = r;
-        imp->failed++;
-      } else {
-        c = xcalloc(1, sizeof *c);
-        if (api_conn_from_json(j, NULL, c, &e) != 0) {
-          const char *id = json_is_string(json_object_get(j, "id")) ? json_string_value(json_object_get(j, "id")) : NULL;
-          json_t *r = line_result(line, id);
-          json_object_set_new(r, "error", json_string(e.code));
-          json_object_set_new(r, "message", json_string(e.message));
-          imp->results[line] = r;
-          imp->failed++;
-          free(c);
-        } else {
-          import_line_t *il = xmalloc(sizeof *il);
-          il->imp = imp;
-          il->line = line;
-          imp->pending++;
-          char *id = xstrdup(c->id);
-          int rc = svc_conn_put(ctx->api->svc, c, import_line_done, il);
-          if (rc != 0) {
-            imp->pending--;
-            free(il);
-            json_t *r = line_result(line, id);
-            json_object_set_new(r, "error", json_string(err_name(rc)));
-            json_object_set_new(r, "message", json_string(err_str(rc)));
-            imp->results[line] = r;
-            imp->failed++;
-          }
-          free(id);
-        }
-      }
-      json_decref(j);
-    }
-    p = le + 1;
-  }
-  imp->parsing = false;
-  if (imp->lines == 0) {
-    free(imp->results);
-    free(imp);
-    api_reply_error(ctx, 400, "empty_body", "the import body holds no NDJSON lines");
-    return;
-  }
-  if (imp->pending == 0)
-    import_finish(imp);
-}
-
 const api_route_t api_connection_routes[] = {
-  {"POST", "/v1/connections:import", true, 0, API_BODY_IMPORT, conn_import, "/v1/connections:import"},
+  {"POST", "/v1/connections:import", true, 0, API_BODY_IMPORT, api_import_handle,
+   "/v1/connections:import"},
   {"PUT", "/v1/connections/{}", true, 1, 0, conn_put, "/v1/connections/{id}"},
   {"GET", "/v1/connections/{}", true, 0, 0, conn_get, "/v1/connections/{id}"},
   {"DELETE", "/v1/connections/{}", true, 0, 0, conn_delete, "/v1/connections/{id}"},

@@ -4,228 +4,121 @@
  *
  * Every accepted field is listed in one table per record type, so an
  * unknown field is rejected with its name (422) before anything is copied,
- * and a wrong type names the field too. Secrets are copied in but never
+ * and a wrong type names the field too (the typed readers are in
+ * api_json_field.c). Secrets are copied in but never
  * rendered out.
  */
 #include "api/api_json.h"
+#include "api/api_json_field.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/json.h"
+#include "base/log.h"
 #include "base/mem.h"
-
-#define MAX_STR 16384      /* any single string field */
-#define MAX_LIST 256       /* scopes and parameter maps */
-
-static int fail(api_err_t *e, int status, const char *code, const char *fmt, const char *field)
-{
-  e->status = status;
-  e->code = code;
-  snprintf(e->message, sizeof e->message, fmt, field);
-  return -1;
-}
-
-bool api_valid_id(const char *s)
-{
-  size_t n = s ? strlen(s) : 0;
-  if (n == 0 || n > 128)
-    return false;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == '~' || c == '@' || c == ':' || c == '-'))
-      return false;
-  }
-  return true;
-}
-
-static bool in_list(const char *k, const char *const *allowed)
-{
-  for (; *allowed; allowed++)
-    if (!strcmp(k, *allowed))
-      return true;
-  return false;
-}
-
-static int check_fields(const json_t *obj, const char *const *allowed, api_err_t *e)
-{
-  const char *k;
-  json_t *v;
-  if (!json_is_object(obj))
-    return fail(e, 400, "invalid_json", "%s", "the request body must be a JSON object");
-  json_object_foreach((json_t *)obj, k, v) {
-    (void)v;
-    if (!in_list(k, allowed))
-      return fail(e, 422, "unknown_field", "unknown field '%s'", k);
-  }
-  return 0;
-}
-
-/* Optional string: absent or null leaves *dst NULL; empty strings are
- * rejected so "unset" has one spelling. */
-static int get_str(const json_t *o, const char *k, char **dst, api_err_t *e)
-{
-  json_t *v = json_object_get(o, k);
-  if (v == NULL || json_is_null(v))
-    return 0;
-  if (!json_is_string(v))
-    return fail(e, 422, "invalid_field", "field '%s' must be a string", k);
-  size_t n = json_string_length(v);
-  if (n == 0)
-    return fail(e, 422, "invalid_field", "field '%s' must not be empty", k);
-  if (n > MAX_STR)
-    return fail(e, 422, "invalid_field", "field '%s' is too long", k);
-  if (memchr(json_string_value(v), '\0', n) != NULL)
-    return fail(e, 422, "invalid_field", "field '%s' must not contain NUL", k);
-  *dst = xstrndup(json_string_value(v), n);
-  return 0;
-}
-
-static int get_url(const json_t *o, const char *k, char **dst, api_err_t *e)
-{
-  if (get_str(o, k, dst, e) != 0)
-    return -1;
-  if (*dst && strncmp(*dst, "https://", 8) != 0 && strncmp(*dst, "http://", 7) != 0)
-    return fail(e, 422, "invalid_field", "field '%s' must be an http(s) URL", k);
-  if (*dst && strpbrk(*dst, " \t\r\n#") != NULL)
-    return fail(e, 422, "invalid_field", "field '%s' must be a URL without spaces or fragment", k);
-  return 0;
-}
-
-static int get_int(const json_t *o, const char *k, int64_t *dst, int64_t min, int64_t max, api_err_t *e)
-{
-  json_t *v = json_object_get(o, k);
-  if (v == NULL || json_is_null(v))
-    return 0;
-  if (!json_is_integer(v))
-    return fail(e, 422, "invalid_field", "field '%s' must be an integer", k);
-  json_int_t n = json_integer_value(v);
-  if (n < min || n > max)
-    return fail(e, 422, "invalid_field", "field '%s' is out of range", k);
-  *dst = n;
-  return 0;
-}
-
-static int get_bool(const json_t *o, const char *k, bool *dst, api_err_t *e)
-{
-  json_t *v = json_object_get(o, k);
-  if (v == NULL || json_is_null(v))
-    return 0;
-  if (!json_is_boolean(v))
-    return fail(e, 422, "invalid_field", "field '%s' must be true or false", k);
-  *dst = json_is_true(v);
-  return 0;
-}
-
-static int get_strlist(const json_t *o, const char *k, strlist_t *dst, api_err_t *e)
-{
-  json_t *v = json_object_get(o, k);
-  if (v == NULL || json_is_null(v))
-    return 0;
-  if (!json_is_array(v) || json_array_size(v) > MAX_LIST)
-    return fail(e, 422, "invalid_field", "field '%s' must be an array of strings", k);
-  size_t i;
-  json_t *it;
-  json_array_foreach(v, i, it) {
-    if (!json_is_string(it) || json_string_length(it) == 0 || json_string_length(it) > MAX_STR ||
-        strpbrk(json_string_value(it), " \t\r\n") != NULL)
-      return fail(e, 422, "invalid_field", "field '%s' must hold non-empty strings without spaces", k);
-    strlist_push(dst, json_string_value(it));
-  }
-  return 0;
-}
-
-static int get_kv(const json_t *o, const char *k, kvlist_t *dst, api_err_t *e)
-{
-  json_t *v = json_object_get(o, k);
-  if (v == NULL || json_is_null(v))
-    return 0;
-  if (!json_is_object(v) || json_object_size(v) > MAX_LIST)
-    return fail(e, 422, "invalid_field", "field '%s' must be an object of strings", k);
-  const char *key;
-  json_t *it;
-  json_object_foreach(v, key, it) {
-    if (!json_is_string(it) || json_string_length(it) > MAX_STR || key[0] == '\0')
-      return fail(e, 422, "invalid_field", "field '%s' must be an object of strings", k);
-    kvlist_push(dst, key, json_string_value(it));
-  }
-  return 0;
-}
-
-/* A JSON object kept as text (extra, metadata). */
-static int get_obj_text(const json_t *o, const char *k, char **dst, api_err_t *e)
-{
-  json_t *v = json_object_get(o, k);
-  if (v == NULL || json_is_null(v))
-    return 0;
-  if (!json_is_object(v))
-    return fail(e, 422, "invalid_field", "field '%s' must be an object", k);
-  *dst = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-  if (*dst == NULL)
-    return fail(e, 422, "invalid_field", "field '%s' could not be encoded", k);
-  char *copy = xstrdup(*dst);
-  free(*dst);
-  *dst = copy;
-  return 0;
-}
-
-/* Absolute time: RFC 3339 string or seconds since the epoch. */
-static int get_time(const json_t *o, const char *k, int64_t *dst, api_err_t *e)
-{
-  json_t *v = json_object_get(o, k);
-  if (v == NULL || json_is_null(v))
-    return 0;
-  if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 253402300800LL) {
-    *dst = (int64_t)json_integer_value(v) * 1000;
-    return 0;
-  }
-  if (json_is_string(v) && clock_parse_rfc3339(json_string_value(v), json_string_length(v), dst) == 0 && *dst > 0)
-    return 0;
-  return fail(e, 422, "invalid_field", "field '%s' must be an RFC 3339 time or epoch seconds", k);
-}
+#include "base/url.h"
+#include "oauth/client_assertion.h"
+#include "oauth/token.h"
 
 static const char *const provider_fields[] = {
-  "issuer", "authorize_url", "token_url", "revoke_url", "client_id", "client_secret",
-  "client_auth", "scopes", "scope_separator", "pkce", "redirect_uri", "authorize_params",
-  "token_params", "refresh_params", "default_expires_in", "refresh_lead_min",
-  "refresh_lead_max", "keepalive_interval", "rate_limit_count", "rate_limit_window",
-  "timeout_ms", "ca_file", "allow_insecure_http", NULL,
+  "issuer",
+  "authorize_url",
+  "token_url",
+  "revoke_url",
+  "client_id",
+  "client_secret",
+  "client_auth",
+  "scopes",
+  "scope_separator",
+  "pkce",
+  "redirect_uri",
+  "authorize_params",
+  "token_params",
+  "refresh_params",
+  "default_expires_in",
+  "refresh_lead_min",
+  "refresh_lead_max",
+  "keepalive_interval",
+  "rate_limit_count",
+  "rate_limit_window",
+  "timeout_ms",
+  "ca_file",
+  "allow_insecure_http",
+  "authorization_response_iss_parameter_supported",
+  "grants",
+  "token_member",
+  "token_body",
+  "refresh_url",
+  "revoke_query",
+  "signing_key",
+  "signing_key_id",
+  "signing_alg",
+  NULL,
 };
+
+/* A member name as token_member takes it: [a-z0-9_]{1,64}. */
+static bool api_member_name_ok(const char *s)
+{
+  size_t n = strlen(s);
+  if (n == 0 || n > 64)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= '0' && s[i] <= '9') && s[i] != '_')
+      return false;
+  return true;
+}
 
 int api_provider_from_json(const json_t *b, const char *name, provider_t *p, api_err_t *e)
 {
   memset(p, 0, sizeof *p);
   p->pkce = true;
-  if (check_fields(b, provider_fields, e) != 0)
+  if (api_field_check(b, provider_fields, e) != 0)
     return -1;
   p->name = xstrdup(name);
-  char *auth = NULL;
+  char *auth = NULL, *body_fmt = NULL;
   const int64_t day = 86400 * 366;
-  int rc = get_url(b, "issuer", &p->issuer, e) || get_url(b, "authorize_url", &p->authorize_url, e) ||
-           get_url(b, "token_url", &p->token_url, e) || get_url(b, "revoke_url", &p->revoke_url, e) ||
-           get_str(b, "client_id", &p->client_id, e) || get_str(b, "client_secret", &p->client_secret, e) ||
-           get_str(b, "client_auth", &auth, e) || get_strlist(b, "scopes", &p->scopes, e) ||
-           get_bool(b, "pkce", &p->pkce, e) || get_url(b, "redirect_uri", &p->redirect_uri, e) ||
-           get_kv(b, "authorize_params", &p->authorize_params, e) ||
-           get_kv(b, "token_params", &p->token_params, e) ||
-           get_kv(b, "refresh_params", &p->refresh_params, e) ||
-           get_int(b, "default_expires_in", &p->default_expires_in, 1, day * 10, e) ||
-           get_int(b, "refresh_lead_min", &p->refresh_lead_min, 1, day, e) ||
-           get_int(b, "refresh_lead_max", &p->refresh_lead_max, 1, day, e) ||
-           get_int(b, "keepalive_interval", &p->keepalive_interval, 60, day, e) ||
-           get_int(b, "rate_limit_count", &p->rate_limit_count, 1, 1000000, e) ||
-           get_int(b, "rate_limit_window", &p->rate_limit_window, 1, day, e) ||
-           get_int(b, "timeout_ms", &p->timeout_ms, 100, 600000, e) ||
-           get_str(b, "ca_file", &p->ca_file, e) ||
-           get_bool(b, "allow_insecure_http", &p->allow_insecure_http, e);
+  int rc = api_field_url(b, "issuer", &p->issuer, e) ||
+           api_field_url(b, "authorize_url", &p->authorize_url, e) ||
+           api_field_url(b, "token_url", &p->token_url, e) ||
+           api_field_url(b, "revoke_url", &p->revoke_url, e) ||
+           api_field_str(b, "client_id", &p->client_id, e) ||
+           api_field_str(b, "client_secret", &p->client_secret, e) ||
+           api_field_str(b, "client_auth", &auth, e) ||
+           api_field_strlist(b, "scopes", &p->scopes, e) ||
+           api_field_bool(b, "pkce", &p->pkce, e) ||
+           api_field_url(b, "redirect_uri", &p->redirect_uri, e) ||
+           api_field_kv(b, "authorize_params", &p->authorize_params, e) ||
+           api_field_kv(b, "token_params", &p->token_params, e) ||
+           api_field_kv(b, "refresh_params", &p->refresh_params, e) ||
+           api_field_int(b, "default_expires_in", &p->default_expires_in, 1, day * 10, e) ||
+           api_field_int(b, "refresh_lead_min", &p->refresh_lead_min, 1, day, e) ||
+           api_field_int(b, "refresh_lead_max", &p->refresh_lead_max, 1, day, e) ||
+           api_field_int(b, "keepalive_interval", &p->keepalive_interval, 60, day, e) ||
+           api_field_int(b, "rate_limit_count", &p->rate_limit_count, 1, 1000000, e) ||
+           api_field_int(b, "rate_limit_window", &p->rate_limit_window, 1, day, e) ||
+           api_field_int(b, "timeout_ms", &p->timeout_ms, 100, 600000, e) ||
+           api_field_str(b, "ca_file", &p->ca_file, e) ||
+           api_field_bool(b, "allow_insecure_http", &p->allow_insecure_http, e) ||
+           api_field_bool(b, "authorization_response_iss_parameter_supported",
+                          &p->iss_param_supported, e) ||
+           api_field_str(b, "token_member", &p->token_member, e) ||
+           api_field_str(b, "token_body", &body_fmt, e) ||
+           api_field_url(b, "refresh_url", &p->refresh_url, e) ||
+           api_field_bool(b, "revoke_query", &p->revoke_query, e) ||
+           api_field_str(b, "signing_key", &p->signing_key, e) ||
+           api_field_str(b, "signing_key_id", &p->signing_key_id, e) ||
+           api_field_str(b, "signing_alg", &p->signing_alg, e);
   if (rc)
     goto bad;
   /* scope_separator may be a single space, so it bypasses get_str's rules. */
   json_t *sep = json_object_get(b, "scope_separator");
   if (sep != NULL && !json_is_null(sep)) {
     if (!json_is_string(sep) || json_string_length(sep) == 0 || json_string_length(sep) > 8) {
-      fail(e, 422, "invalid_field", "field '%s' must be a short string", "scope_separator");
+      api_field_fail(e, 422, "invalid_field", "field '%s' must be a short string",
+                     "scope_separator");
       goto bad;
     }
     p->scope_separator = xstrdup(json_string_value(sep));
@@ -238,34 +131,70 @@ int api_provider_from_json(const json_t *b, const char *name, provider_t *p, api
     else if (!strcmp(s, "client_secret_post"))
       s = "post";
     if (client_auth_parse(s, &a) != 0) {
-      fail(e, 422, "invalid_field", "field '%s' must be basic or post", "client_auth");
+      api_field_fail(e, 422, "invalid_field",
+                     "field '%s' must be basic, post, private_key_jwt or client_secret_jwt",
+                     "client_auth");
       goto bad;
     }
     p->client_auth = a;
   }
+  const char *why = NULL;
+  if (client_assertion_check(p, &why) != 0) {
+    /* why is a static sentence: it never quotes the key. */
+    api_field_fail(e, 422, "invalid_signing_key", "%s", why);
+    goto bad;
+  }
+  if (api_field_strlist(b, "grants", &p->grants, e) != 0)
+    goto bad;
+  for (size_t i = 0; i < p->grants.n; i++) {
+    grant_t g;
+    if (grant_parse(p->grants.items[i], &g) != 0) {
+      api_field_fail(
+        e, 422, "invalid_field",
+        "field '%s' lists authorization_code, client_credentials, password or refresh_token",
+        "grants");
+      goto bad;
+    }
+  }
+  if (body_fmt != NULL && strcmp(body_fmt, "form") != 0 && strcmp(body_fmt, "json") != 0) {
+    api_field_fail(e, 422, "invalid_field", "field '%s' must be form or json", "token_body");
+    goto bad;
+  }
+  p->json_body = body_fmt != NULL && strcmp(body_fmt, "json") == 0;
+  if (p->token_member != NULL && !api_member_name_ok(p->token_member)) {
+    api_field_fail(e, 422, "invalid_field", "field '%s' must be 1-64 characters of a-z 0-9 _",
+                   "token_member");
+    goto bad;
+  }
   if (p->token_url == NULL && p->issuer == NULL) {
-    fail(e, 422, "missing_field", "field '%s' is required (or give 'issuer' for discovery)", "token_url");
+    api_field_fail(e, 422, "missing_field",
+                   "field '%s' is required (or give 'issuer' for discovery)", "token_url");
     goto bad;
   }
   if ((p->rate_limit_count > 0) != (p->rate_limit_window > 0)) {
-    fail(e, 422, "invalid_field", "fields '%s' and rate_limit_window go together", "rate_limit_count");
+    api_field_fail(e, 422, "invalid_field", "fields '%s' and rate_limit_window go together",
+                   "rate_limit_count");
     goto bad;
   }
   if (p->refresh_lead_min && p->refresh_lead_max && p->refresh_lead_min > p->refresh_lead_max) {
-    fail(e, 422, "invalid_field", "field '%s' must not exceed refresh_lead_max", "refresh_lead_min");
+    api_field_fail(e, 422, "invalid_field", "field '%s' must not exceed refresh_lead_max",
+                   "refresh_lead_min");
     goto bad;
   }
-  const char *urls[] = {p->issuer, p->authorize_url, p->token_url, p->revoke_url};
+  const char *urls[] = {p->issuer, p->authorize_url, p->token_url, p->revoke_url, p->refresh_url};
   for (size_t i = 0; i < ARRAY_SIZE(urls); i++) {
     if (urls[i] && !strncmp(urls[i], "http://", 7) && !p->allow_insecure_http) {
-      fail(e, 422, "insecure_url", "%s: plain http:// endpoints need allow_insecure_http", p->name);
+      api_field_fail(e, 422, "insecure_url", "%s: plain http:// endpoints need allow_insecure_http",
+                     p->name);
       goto bad;
     }
   }
   free(auth);
+  free(body_fmt);
   return 0;
 bad:
   free(auth);
+  free(body_fmt);
   provider_free(p);
   return -1;
 }
@@ -311,6 +240,9 @@ json_t *api_provider_to_json(const provider_t *p)
   set_str(o, "client_id", p->client_id);
   json_object_set_new(o, "has_client_secret", json_boolean(p->client_secret != NULL));
   set_str(o, "client_auth", client_auth_name(p->client_auth));
+  json_object_set_new(o, "has_signing_key", json_boolean(p->signing_key != NULL));
+  set_str(o, "signing_key_id", p->signing_key_id);
+  set_str(o, "signing_alg", p->signing_alg);
   json_object_set_new(o, "scopes", strlist_json(&p->scopes));
   set_str(o, "scope_separator", p->scope_separator ? p->scope_separator : " ");
   json_object_set_new(o, "pkce", json_boolean(p->pkce));
@@ -329,80 +261,127 @@ json_t *api_provider_to_json(const provider_t *p)
 #undef INT_OR_NULL
   set_str(o, "ca_file", p->ca_file);
   json_object_set_new(o, "allow_insecure_http", json_boolean(p->allow_insecure_http));
+  json_object_set_new(o, "authorization_response_iss_parameter_supported",
+                      json_boolean(p->iss_param_supported));
   if (p->pkce_methods.n)
     json_object_set_new(o, "code_challenge_methods_supported", strlist_json(&p->pkce_methods));
   if (p->auth_methods.n)
     json_object_set_new(o, "token_endpoint_auth_methods_supported", strlist_json(&p->auth_methods));
+  json_object_set_new(o, "grants", strlist_json(&p->grants));
+  set_str(o, "token_member", p->token_member);
+  set_str(o, "token_body", p->json_body ? "json" : "form");
+  set_str(o, "refresh_url", p->refresh_url);
+  json_object_set_new(o, "revoke_query", json_boolean(p->revoke_query));
+  if (p->template_name != NULL) {
+    json_t *t = json_object();
+    set_str(t, "name", p->template_name);
+    json_object_set_new(t, "version", json_integer(p->template_version));
+    json_object_set_new(t, "fields", strlist_json(&p->template_fields));
+    json_object_set_new(t, "vars", kv_json(&p->vars));
+    json_object_set_new(o, "template", t);
+  } else {
+    json_object_set_new(o, "template", json_null());
+  }
   json_object_set_new(o, "created_at", api_time(p->created_at));
   json_object_set_new(o, "updated_at", api_time(p->updated_at));
   return o;
 }
 
 static const char *const conn_fields[] = {
-  "id", "tenant", "provider", "grant", "scopes", "access_token", "refresh_token", "token_type",
-  "expires_in", "expires_at", "refresh_token_expires_at", "extra", "client_id", "client_secret",
-  "username", "password", "metadata", NULL,
+  "id",
+  "tenant",
+  "provider",
+  "grant",
+  "scopes",
+  "access_token",
+  "refresh_token",
+  "token_type",
+  "expires_in",
+  "expires_at",
+  "refresh_token_expires_at",
+  "extra",
+  "client_id",
+  "client_secret",
+  "username",
+  "password",
+  "metadata",
+  "vars", /* read by api_conn_vars_check(), which knows the provider */
+  "token_member",
+  NULL,
 };
 
 int api_conn_from_json(const json_t *b, const char *id, conn_t *c, api_err_t *e)
 {
   memset(c, 0, sizeof *c);
-  if (check_fields(b, conn_fields, e) != 0)
+  if (api_field_check(b, conn_fields, e) != 0)
     return -1;
   char *grant = NULL, *body_id = NULL;
   int64_t expires_in = 0;
-  if (get_str(b, "id", &body_id, e))
+  if (api_field_str(b, "id", &body_id, e))
     goto bad;
   if (id == NULL) {
     if (body_id == NULL) {
-      fail(e, 422, "missing_field", "field '%s' is required", "id");
+      api_field_fail(e, 422, "missing_field", "field '%s' is required", "id");
       goto bad;
     }
     id = body_id;
   } else if (body_id != NULL && strcmp(body_id, id) != 0) {
-    fail(e, 422, "invalid_field", "field '%s' does not match the id in the path", "id");
+    api_field_fail(e, 422, "invalid_field", "field '%s' does not match the id in the path", "id");
     goto bad;
   }
   if (!api_valid_id(id)) {
-    fail(e, 400, "invalid_id", "%s", "connection id must be 1-128 characters of A-Z a-z 0-9 . _ ~ @ : -");
+    api_field_fail(e, 400, "invalid_id", "%s", API_ID_RULE);
     goto bad;
   }
   c->id = xstrdup(id);
-  int rc = get_str(b, "tenant", &c->tenant, e) || get_str(b, "provider", &c->provider, e) ||
-           get_str(b, "grant", &grant, e) || get_strlist(b, "scopes", &c->scopes, e) ||
-           get_str(b, "access_token", &c->access_token, e) ||
-           get_str(b, "refresh_token", &c->refresh_token, e) ||
-           get_str(b, "token_type", &c->token_type, e) ||
-           get_int(b, "expires_in", &expires_in, 0, 86400LL * 3650, e) ||
-           get_time(b, "expires_at", &c->expires_at, e) ||
-           get_time(b, "refresh_token_expires_at", &c->refresh_token_expires_at, e) ||
-           get_obj_text(b, "extra", &c->extra_json, e) || get_str(b, "client_id", &c->client_id, e) ||
-           get_str(b, "client_secret", &c->client_secret, e) ||
-           get_str(b, "username", &c->username, e) || get_str(b, "password", &c->password, e) ||
-           get_obj_text(b, "metadata", &c->metadata_json, e);
+  int rc = api_field_str(b, "tenant", &c->tenant, e) ||
+           api_field_str(b, "provider", &c->provider, e) || api_field_str(b, "grant", &grant, e) ||
+           api_field_strlist(b, "scopes", &c->scopes, e) ||
+           api_field_str(b, "access_token", &c->access_token, e) ||
+           api_field_str(b, "refresh_token", &c->refresh_token, e) ||
+           api_field_str(b, "token_type", &c->token_type, e) ||
+           api_field_lifetime(b, "expires_in", &expires_in, e) ||
+           api_field_time(b, "expires_at", &c->expires_at, e) ||
+           api_field_time(b, "refresh_token_expires_at", &c->refresh_token_expires_at, e) ||
+           api_field_obj_text(b, "extra", &c->extra_json, e) ||
+           api_field_str(b, "client_id", &c->client_id, e) ||
+           api_field_str(b, "client_secret", &c->client_secret, e) ||
+           api_field_str(b, "username", &c->username, e) ||
+           api_field_str(b, "password", &c->password, e) ||
+           api_field_obj_text(b, "metadata", &c->metadata_json, e) ||
+           api_field_str(b, "token_member", &c->token_member, e);
   if (rc)
     goto bad;
+  if (c->token_member != NULL && !api_member_name_ok(c->token_member)) {
+    api_field_fail(e, 422, "invalid_field", "field '%s' must be 1-64 characters of a-z 0-9 _",
+                   "token_member");
+    goto bad;
+  }
   const char *req[] = {"tenant", "provider", "grant"};
   const char *vals[] = {c->tenant, c->provider, grant};
   for (size_t i = 0; i < 3; i++)
     if (vals[i] == NULL) {
-      fail(e, 422, "missing_field", "field '%s' is required", req[i]);
+      api_field_fail(e, 422, "missing_field", "field '%s' is required", req[i]);
       goto bad;
     }
   if (!api_valid_id(c->provider)) {
-    fail(e, 422, "invalid_field", "field '%s' is not a valid provider name", "provider");
+    api_field_fail(e, 422, "invalid_field", "field '%s' is not a valid provider name", "provider");
     goto bad;
   }
   if (strlen(c->tenant) > 256) {
-    fail(e, 422, "invalid_field", "field '%s' is too long", "tenant");
+    api_field_fail(e, 422, "invalid_field", "field '%s' is too long", "tenant");
     goto bad;
   }
   if (grant_parse(grant, &c->grant) != 0) {
-    fail(e, 422, "invalid_field", "field '%s' must be authorization_code, client_credentials, password or refresh_token", "grant");
+    api_field_fail(
+      e, 422, "invalid_field",
+      "field '%s' must be authorization_code, client_credentials, password or refresh_token",
+      "grant");
     goto bad;
   }
   if (json_object_get(b, "expires_in") && json_object_get(b, "expires_at")) {
-    fail(e, 422, "invalid_field", "give either '%s' or expires_at, not both", "expires_in");
+    api_field_fail(e, 422, "invalid_field", "give either '%s' or expires_at, not both",
+                   "expires_in");
     goto bad;
   }
   if (expires_in > 0)
@@ -411,24 +390,28 @@ int api_conn_from_json(const json_t *b, const char *id, conn_t *c, api_err_t *e)
   switch (c->grant) {
   case GRANT_REFRESH_TOKEN:
     if (c->access_token == NULL && c->refresh_token == NULL) {
-      fail(e, 422, "missing_field", "field '%s' is required to import tokens (or access_token)", "refresh_token");
+      api_field_fail(e, 422, "missing_field",
+                     "field '%s' is required to import tokens (or access_token)", "refresh_token");
       goto bad;
     }
     break;
   case GRANT_PASSWORD:
     if (c->username == NULL || c->password == NULL) {
-      fail(e, 422, "missing_field", "field '%s' and password are required for the password grant", "username");
+      api_field_fail(e, 422, "missing_field",
+                     "field '%s' and password are required for the password grant", "username");
       goto bad;
     }
     /* fall through */
   default:
     if (has_tokens) {
-      fail(e, 422, "invalid_field", "tokens can only be imported with grant '%s'", "refresh_token");
+      api_field_fail(e, 422, "invalid_field", "tokens can only be imported with grant '%s'",
+                     "refresh_token");
       goto bad;
     }
   }
   if (c->grant != GRANT_PASSWORD && (c->username || c->password)) {
-    fail(e, 422, "invalid_field", "field '%s' is only used by the password grant", c->username ? "username" : "password");
+    api_field_fail(e, 422, "invalid_field", "field '%s' is only used by the password grant",
+                   c->username ? "username" : "password");
     goto bad;
   }
   free(grant);
@@ -441,6 +424,38 @@ bad:
   return -1;
 }
 
+/* Views of a connection carry no credential, decided by rule rather than by
+ * a list of providers' field names. At every depth of `extra` (members of
+ * objects, objects inside arrays), a member whose key log_redact_key() calls
+ * a secret is dropped: access_token, refresh_token, id_token and any key
+ * ending in "token" (bot_token, accessToken; not token_type), any key
+ * containing secret, password, passwd, assertion, verifier, api_key,
+ * private_key, credential, authorization or cookie, and code / device_code /
+ * user_code. A value of true, false or null is kept (it holds no secret);
+ * any other value (string, number, object, array) goes with its member. So
+ * Slack's authed_user.access_token goes as a top-level id_token does. The
+ * token answer (GET .../token) is the one place extra is returned whole. */
+static void drop_credentials(json_t *v)
+{
+  const char *k;
+  json_t *m;
+  void *tmp;
+  size_t i;
+  if (json_is_object(v)) {
+    json_object_foreach_safe(v, tmp, k, m)
+    {
+      if (log_redact_key(k) && !json_is_boolean(m) && !json_is_null(m)) {
+        json_wipe_strings(m);
+        json_object_del(v, k);
+      } else {
+        drop_credentials(m);
+      }
+    }
+  } else if (json_is_array(v)) {
+    json_array_foreach(v, i, m) drop_credentials(m);
+  }
+}
+
 static json_t *obj_from_text(const char *text, bool public_only)
 {
   json_t *o = text ? json_loads(text, 0, NULL) : NULL;
@@ -449,7 +464,7 @@ static json_t *obj_from_text(const char *text, bool public_only)
     return json_object();
   }
   if (public_only)
-    json_object_del(o, "id_token"); /* a credential: only the token endpoint shows it */
+    drop_credentials(o);
   return o;
 }
 
@@ -463,6 +478,8 @@ json_t *api_conn_to_json(const conn_t *c)
   set_str(o, "status", conn_status_name(c->status));
   json_object_set_new(o, "scopes", strlist_json(&c->scopes));
   set_str(o, "token_type", c->token_type);
+  json_object_set_new(o, "vars", kv_json(&c->vars));
+  set_str(o, "token_member", c->token_member);
   json_object_set_new(o, "has_access_token", json_boolean(c->access_token != NULL));
   json_object_set_new(o, "has_refresh_token", json_boolean(c->refresh_token != NULL));
   json_object_set_new(o, "expires_at", api_time(c->expires_at));
@@ -476,7 +493,8 @@ json_t *api_conn_to_json(const conn_t *c)
     json_t *le = json_object();
     set_str(le, "code", c->last_error_code);
     set_str(le, "message", c->last_error_message);
-    json_object_set_new(le, "http_status", c->last_error_http ? json_integer(c->last_error_http) : json_null());
+    json_object_set_new(le, "http_status",
+                        c->last_error_http ? json_integer(c->last_error_http) : json_null());
     json_object_set_new(le, "at", api_time(c->last_error_at));
     json_object_set_new(o, "last_error", le);
   } else {
@@ -491,45 +509,20 @@ json_t *api_conn_to_json(const conn_t *c)
   return o;
 }
 
-/* Appends s as a JSON string. Values came in through jansson (valid
- * UTF-8) or from providers' token responses (printable ASCII). */
-static void put_json_str(buf_t *b, const char *s)
-{
-  static const char hex[] = "0123456789abcdef";
-  buf_putc(b, '"');
-  const char *run = s;
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch >= 0x20 && ch != '"' && ch != '\\')
-      continue;
-    buf_append(b, run, (size_t)(s - run));
-    char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-    if (ch == '"' || ch == '\\') {
-      esc[1] = (char)ch;
-      buf_append(b, esc, 2);
-    } else {
-      buf_append(b, esc, 6);
-    }
-    run = s + 1;
-  }
-  buf_append(b, run, (size_t)(s - run));
-  buf_putc(b, '"');
-}
-
 void api_token_render(const conn_t *c, buf_t *b)
 {
   buf_puts(b, "{\"access_token\":");
   if (c->access_token)
-    put_json_str(b, c->access_token);
+    json_put_str(b, c->access_token, SIZE_MAX);
   else
     buf_puts(b, "null");
   buf_puts(b, ",\"token_type\":");
-  put_json_str(b, c->token_type ? c->token_type : "Bearer");
+  json_put_str(b, c->token_type ? c->token_type : "Bearer", SIZE_MAX);
   buf_puts(b, ",\"expires_at\":");
   if (c->expires_at > 0) {
     char t[40];
     clock_format_rfc3339(c->expires_at, t);
-    put_json_str(b, t);
+    json_put_str(b, t, SIZE_MAX);
   } else {
     buf_puts(b, "null");
   }
@@ -537,7 +530,7 @@ void api_token_render(const conn_t *c, buf_t *b)
   for (size_t i = 0; i < c->scopes.n; i++) {
     if (i)
       buf_putc(b, ',');
-    put_json_str(b, c->scopes.items[i]);
+    json_put_str(b, c->scopes.items[i], SIZE_MAX);
   }
   /* extra_json is stored as compact JSON object text produced by jansson. */
   buf_puts(b, "],\"extra\":");
@@ -553,5 +546,50 @@ json_t *api_token_to_json(const conn_t *c)
   json_object_set_new(o, "expires_at", api_time(c->expires_at));
   json_object_set_new(o, "scopes", strlist_json(&c->scopes));
   json_object_set_new(o, "extra", obj_from_text(c->extra_json, false));
+  return o;
+}
+
+/* A string field only when set (import lines leave unset fields out). */
+static void opt_str(json_t *o, const char *k, const char *v)
+{
+  if (v != NULL)
+    json_object_set_new(o, k, json_string(v));
+}
+
+json_t *api_conn_to_import_json(const conn_t *c)
+{
+  json_t *o = json_object();
+  bool tokens = (c->grant == GRANT_AUTHORIZATION_CODE || c->grant == GRANT_REFRESH_TOKEN) &&
+                (c->access_token != NULL || c->refresh_token != NULL);
+  opt_str(o, "id", c->id);
+  opt_str(o, "tenant", c->tenant);
+  opt_str(o, "provider", c->provider);
+  /* Tokens are accepted only as an import; client-credentials and password
+   * connections carry what fetches their token again. */
+  set_str(o, "grant", grant_name(tokens ? GRANT_REFRESH_TOKEN : c->grant));
+  if (c->scopes.n > 0)
+    json_object_set_new(o, "scopes", strlist_json(&c->scopes));
+  if (tokens) {
+    opt_str(o, "access_token", c->access_token);
+    opt_str(o, "refresh_token", c->refresh_token);
+    opt_str(o, "token_type", c->token_type);
+    if (c->expires_at > 0)
+      json_object_set_new(o, "expires_at", api_time(c->expires_at));
+    if (c->refresh_token_expires_at > 0)
+      json_object_set_new(o, "refresh_token_expires_at", api_time(c->refresh_token_expires_at));
+    if (c->extra_json != NULL)
+      json_object_set_new(o, "extra", obj_from_text(c->extra_json, false));
+  }
+  opt_str(o, "client_id", c->client_id);
+  opt_str(o, "client_secret", c->client_secret);
+  if (c->grant == GRANT_PASSWORD) {
+    opt_str(o, "username", c->username);
+    opt_str(o, "password", c->password);
+  }
+  if (c->metadata_json != NULL)
+    json_object_set_new(o, "metadata", obj_from_text(c->metadata_json, false));
+  if (c->vars.n > 0)
+    json_object_set_new(o, "vars", kv_json(&c->vars));
+  opt_str(o, "token_member", c->token_member);
   return o;
 }

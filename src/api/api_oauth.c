@@ -40,7 +40,8 @@ static bool safe_redirect(const char *s)
   return ok;
 }
 
-static void authorize_done(void *arg, int err, const char *url, const char *state, int64_t expires_at)
+static void authorize_done(void *arg, int err, const char *url, const char *state,
+                           int64_t expires_at)
 {
   api_ctx_t *ctx = arg;
   if (err != 0) {
@@ -65,7 +66,8 @@ static void conn_authorize(api_ctx_t *ctx)
   if (b != NULL) {
     const char *k;
     json_t *v;
-    json_object_foreach(b, k, v) {
+    json_object_foreach(b, k, v)
+    {
       bool ok = false;
       for (size_t i = 0; authorize_fields[i]; i++)
         ok |= !strcmp(k, authorize_fields[i]);
@@ -94,7 +96,8 @@ static void conn_authorize(api_ctx_t *ctx)
         api_reply_error(ctx, 422, "invalid_field", "field 'scopes' must be an array of strings");
         goto out;
       }
-      json_array_foreach(sc, i, it) {
+      json_array_foreach(sc, i, it)
+      {
         if (!json_is_string(it) || json_string_length(it) == 0) {
           api_reply_error(ctx, 422, "invalid_field", "field 'scopes' must be an array of strings");
           goto out;
@@ -111,7 +114,8 @@ static void conn_authorize(api_ctx_t *ctx)
         api_reply_error(ctx, 422, "invalid_field", "field 'params' must be an object of strings");
         goto out;
       }
-      json_object_foreach(pa, pk, pv) {
+      json_object_foreach(pa, pk, pv)
+      {
         if (!json_is_string(pv)) {
           api_reply_error(ctx, 422, "invalid_field", "field 'params' must be an object of strings");
           goto out;
@@ -144,7 +148,8 @@ static void html_escape(buf_t *b, const char *s)
   }
 }
 
-static void page(api_ctx_t *ctx, int status, const char *title, const char *text, const char *detail)
+static void page(api_ctx_t *ctx, int status, const char *title, const char *text,
+                 const char *detail)
 {
   buf_t b = BUF_INIT;
   buf_puts(&b, "<!doctype html><html><head><meta charset=\"utf-8\"><title>");
@@ -172,7 +177,8 @@ static void callback_done(void *arg, int err, const svc_callback_result_t *r)
     if (err == GRANTD_EBAD_STATE)
       metrics_counter_inc("grantd_callback_bad_state_total", NULL);
     page(ctx, 400, "Authorization failed",
-         "This sign-in link is unknown, expired or was already used. Start again from the application.",
+         "This sign-in link is unknown, expired or was already used. Start again from the "
+         "application.",
          NULL);
     return;
   }
@@ -190,7 +196,8 @@ static void callback_done(void *arg, int err, const svc_callback_result_t *r)
     if (hash)
       buf_puts(&loc, hash);
     buf_t hdr = BUF_INIT;
-    buf_printf(&hdr, "Location: %s\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n", loc.data);
+    buf_printf(&hdr, "Location: %s\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n",
+               loc.data);
     api_reply_raw(ctx, 302, "text/plain; charset=utf-8", "", 0, hdr.data);
     buf_free(&hdr);
     buf_free(&loc);
@@ -221,7 +228,8 @@ static void oauth_callback(api_ctx_t *ctx)
 }
 
 const api_route_t api_oauth_routes[] = {
-  {"POST", "/v1/connections/{}/authorize", true, 2, 0, conn_authorize, "/v1/connections/{id}/authorize"},
+  {"POST", "/v1/connections/{}/authorize", true, 2, 0, conn_authorize,
+   "/v1/connections/{id}/authorize"},
   {"GET", "/oauth/callback", false, 0, 0, oauth_callback, "/oauth/callback"},
   {NULL, NULL, false, 0, 0, NULL, NULL},
 };

@@ -1,9 +1,10 @@
 /*
- * api_ops.c - GET /healthz (liveness and readiness) and GET /metrics
- * (Prometheus text exposition).
+ * api_ops.c - GET /healthz (liveness and readiness), GET /metrics
+ * (Prometheus text exposition) and GET /openapi.json (the API document,
+ * compiled in from docs/openapi.yaml).
  *
- * Both are unauthenticated, like most sidecar probes, and reveal no
- * secrets: only counts, statuses and latencies.
+ * All are unauthenticated, like most sidecar probes, and reveal no
+ * secrets: only counts, statuses, latencies and the API's description.
  */
 #include <stdio.h>
 
@@ -15,7 +16,8 @@ static void healthz(api_ctx_t *ctx)
 {
   json_t *o = json_object();
   if (!ctx->api->ready || ctx->api->shutting_down) {
-    json_object_set_new(o, "status", json_string(ctx->api->shutting_down ? "shutting_down" : "starting"));
+    json_object_set_new(o, "status",
+                        json_string(ctx->api->shutting_down ? "shutting_down" : "starting"));
     api_reply_json(ctx, 503, o);
     return;
   }
@@ -44,8 +46,14 @@ static void metrics(api_ctx_t *ctx)
   buf_free(&b);
 }
 
+static void openapi(api_ctx_t *ctx)
+{
+  api_reply_raw(ctx, 200, "application/json", api_openapi_json, api_openapi_json_len, NULL);
+}
+
 const api_route_t api_ops_routes[] = {
   {"GET", "/healthz", false, 0, 0, healthz, "/healthz"},
   {"GET", "/metrics", false, 0, 0, metrics, "/metrics"},
+  {"GET", "/openapi.json", false, 0, 0, openapi, "/openapi.json"},
   {NULL, NULL, false, 0, 0, NULL, NULL},
 };

@@ -24,19 +24,23 @@
 #include "base/url.h"
 
 static const api_route_t *const tables[] = {
-  api_ops_routes, api_provider_routes, api_connection_routes, api_oauth_routes,
+  api_ops_routes,        api_provider_routes, api_catalog_routes,
+  api_connection_routes, api_oauth_routes,    api_event_routes,
 };
 
-static const double latency_bounds[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
+static const double latency_bounds[] = {0.1, 0.25, 0.5, 1,   2.5, 5,    10,
+                                        25,  50,   100, 250, 500, 1000, 5000};
 
 api_t *api_new(const api_opts_t *o)
 {
   api_t *a = xcalloc(1, sizeof *a);
   a->svc = o->svc;
-  a->api_key = xstrdup(o->api_key);
-  a->api_key_len = strlen(o->api_key);
+  a->keys = o->keys;
   a->callback_max_query = o->callback_max_query ? o->callback_max_query : 4096;
   a->import_max_body = o->import_max_body ? o->import_max_body : 64u << 20;
+  a->import_max_line = o->import_max_line ? o->import_max_line : 64u << 10;
+  a->endpoint_policy = o->endpoint_policy;
+  a->catalog = o->catalog;
   metrics_help("grantd_http_requests_total", "API requests by route and status", METRIC_COUNTER);
   metrics_histogram_define("grantd_http_request_ms", "API request latency (ms) by route",
                            latency_bounds, ARRAY_SIZE(latency_bounds));
@@ -47,8 +51,14 @@ void api_free(api_t *a)
 {
   if (a == NULL)
     return;
-  free_secret(a->api_key);
+  api_keyset_free(a->keys);
   free(a);
+}
+
+void api_set_keys(api_t *a, api_keyset_t *ks)
+{
+  api_keyset_free(a->keys);
+  a->keys = ks;
 }
 
 void api_set_svc(api_t *a, svc_t *svc)
@@ -84,6 +94,7 @@ static const err_status_t err_table[] = {
   {GRANTD_EBAD_STATE, 400},
   {GRANTD_EDISCOVERY, 502},
   {GRANTD_EMAP_FULL, 507},
+  {GRANTD_EDISK_FULL, 507},
   {GRANTD_ESTORE_IO, 503},
   {GRANTD_ESTORE_DECODE, 500},
   {GRANTD_ESTORE_AUTH, 500},
@@ -92,8 +103,12 @@ static const err_status_t err_table[] = {
   {GRANTD_ESHUTDOWN, 503},
   {GRANTD_EOVERLOADED, 503},
   {GRANTD_EINSECURE_URL, 422},
+  {GRANTD_EENDPOINT_FORBIDDEN, 422},
   {GRANTD_EBAD_URL, 422},
   {GRANTD_EPROVIDER_UNKNOWN, 422},
+  {GRANTD_EFILE_NOT_REGULAR, 422},
+  {GRANTD_EFILE_TOO_LARGE, 422},
+  {GRANTD_EFILE_UNREADABLE, 422},
 };
 
 static int status_for(int err)
@@ -143,6 +158,10 @@ void api_reply_raw(api_ctx_t *ctx, int status, const char *content_type, const c
 {
   char labels[192];
   const char *route = ctx->route ? ctx->route->name : "unmatched";
+  const char *method = http_req_method(ctx->req);
+  if (ctx->key_name[0] != '\0' && strcmp(method, "GET") != 0)
+    log_info("api_write", "method", method, "route", route, "#status", LOG_I64(status), "key_name",
+             ctx->key_name);
   route_labels(labels, sizeof labels, route, status);
   metrics_counter_inc("grantd_http_requests_total", labels);
   route_labels(labels, sizeof labels, route, 0);
@@ -189,8 +208,8 @@ void api_reply_err(api_ctx_t *ctx, int err, const conn_t *c)
     json_object_set(o, "status", json_object_get(cj, "status"));
     json_object_set(o, "last_error", json_object_get(cj, "last_error"));
     json_decref(cj);
-    if (c->last_error_message && (err == GRANTD_EUPSTREAM || err == GRANTD_EREAUTH ||
-                                  err == GRANTD_EPROVIDER_CONFIG)) {
+    if (c->last_error_message &&
+        (err == GRANTD_EUPSTREAM || err == GRANTD_EREAUTH || err == GRANTD_EPROVIDER_CONFIG)) {
       char msg[512];
       snprintf(msg, sizeof msg, "%s: %s", err_str(err), c->last_error_message);
       json_object_set_new(o, "message", json_string(msg));
@@ -280,7 +299,9 @@ static bool match(const char *pattern, const char *path, size_t plen, char **cap
   return true;
 }
 
-static bool auth_ok(api_t *a, http_req_t *req)
+/* The key of the Authorization header: true with *name and *scope of the
+ * matching key (api_keys.h); false when there is none or none matches. */
+static bool auth_key(const api_t *a, http_req_t *req, const char **name, api_scope_t *scope)
 {
   const char *h = http_req_header(req, "authorization");
   if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
@@ -288,20 +309,33 @@ static bool auth_ok(api_t *a, http_req_t *req)
   h += 7;
   while (*h == ' ')
     h++;
-  size_t n = strlen(h);
-  /* Constant time in the key's length: compare every byte of the key. */
-  unsigned char diff = (unsigned char)(n != a->api_key_len);
-  for (size_t i = 0; i < a->api_key_len; i++)
-    diff |= (unsigned char)(a->api_key[i] ^ (i < n ? h[i] : 0));
-  return diff == 0;
+  return api_keyset_match(a->keys, h, strlen(h), name, scope);
 }
 
-static void reply_simple(http_req_t *req, int status, const char *code, const char *msg,
-                         const char *extra)
+/* "admin", "admin or tokens", "admin, tokens or connect": the scopes a
+ * route takes. */
+static void scopes_text(unsigned scopes, char *out, size_t cap)
 {
-  api_ctx_t *ctx = xcalloc(1, sizeof *ctx);
-  ctx->req = req;
-  ctx->start_us = clock_mono_us();
+  const char *v[API_SCOPE_COUNT];
+  size_t n = 0;
+  v[n++] = api_scope_name(API_SCOPE_ADMIN);
+  for (int s = 1; s < API_SCOPE_COUNT; s++)
+    if (scopes & API_SCOPE_BIT(s))
+      v[n++] = api_scope_name((api_scope_t)s);
+  size_t k = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+    k += (size_t)snprintf(out + k, k < cap ? cap - k : 0, "%s%s", sep, v[i]);
+    if (k >= cap)
+      break;
+  }
+}
+
+/* Like api_reply_error() with extra header lines. */
+static void reply_error_ex(api_ctx_t *ctx, int status, const char *code, const char *msg,
+                           const char *extra)
+{
   json_t *o = error_body(code, msg);
   buf_t b = BUF_INIT;
   json_dump_buf(o, &b);
@@ -311,47 +345,23 @@ static void reply_simple(http_req_t *req, int status, const char *code, const ch
   buf_free(&b);
 }
 
-void api_on_headers(http_req_t *req, void *arg)
+/* The route of method + path: the matching row (its captures decoded into
+ * caps, heap strings), or NULL; then *path_known says whether some other
+ * method matches the path, and `allow` lists those methods. */
+static const api_route_t *route_find(const char *method, const char *path, char **caps,
+                                     bool *path_known, char *allow, size_t allow_cap)
 {
-  api_t *a = arg;
-  const char *method = http_req_method(req);
-  const char *path = http_req_path(req);
-  for (size_t t = 0; t < ARRAY_SIZE(tables); t++)
-    for (const api_route_t *r = tables[t]; r->method; r++) {
-      char *caps[2] = {NULL, NULL};
-      if (r->body_limit == 0 || strcmp(r->method, method) != 0 ||
-          !match(r->pattern, path, strlen(path), caps))
-        continue;
-      free(caps[0]);
-      free(caps[1]);
-      http_req_set_body_limit(req, r->body_limit == API_BODY_IMPORT ? a->import_max_body
-                                                                    : r->body_limit);
-      return;
-    }
-}
-
-void api_handle(http_req_t *req, void *arg)
-{
-  api_t *a = arg;
-  const char *method = http_req_method(req);
-  const char *path = http_req_path(req);
   size_t plen = strlen(path);
-  const api_route_t *found = NULL;
-  bool path_known = false;
-  char allow[64] = "";
-  char *caps[2] = {NULL, NULL};
-
-  a->requests++;
-  for (size_t t = 0; t < ARRAY_SIZE(tables) && !found; t++) {
+  *path_known = false;
+  allow[0] = '\0';
+  for (size_t t = 0; t < ARRAY_SIZE(tables); t++) {
     for (const api_route_t *r = tables[t]; r->method; r++) {
       if (!match(r->pattern, path, plen, caps))
         continue;
-      if (!strcmp(r->method, method)) {
-        found = r;
-        break;
-      }
-      path_known = true;
-      if (strlen(allow) + strlen(r->method) + 3 < sizeof allow) {
+      if (!strcmp(r->method, method))
+        return r;
+      *path_known = true;
+      if (strlen(allow) + strlen(r->method) + 3 < allow_cap) {
         if (allow[0])
           strcat(allow, ", ");
         strcat(allow, r->method);
@@ -361,16 +371,137 @@ void api_handle(http_req_t *req, void *arg)
       caps[0] = caps[1] = NULL;
     }
   }
-  if (found == NULL) {
-    if (path_known) {
-      char hdr[96];
-      snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
-      reply_simple(req, 405, "method_not_allowed", "this method is not allowed on this path", hdr);
-    } else {
-      reply_simple(req, 404, "not_found", "no such route", NULL);
-    }
-    return;
+  return NULL;
+}
+
+/* The answers every request can get before its body is read: no route
+ * (404), wrong method (405), missing or wrong API key (401), a key whose
+ * scope the route does not take (403), a malformed id (400). Returns 0
+ * when none applies, with key_name set (the key's name, "" for a route
+ * without auth); otherwise fills the answer. */
+typedef struct {
+  int status;
+  const char *code, *msg;
+  char extra[96];
+  char msgbuf[160];
+} early_t;
+
+static int early_answer(api_t *a, http_req_t *req, const api_route_t *found, bool path_known,
+                        const char *allow, char *const *caps, early_t *e,
+                        char key_name[API_KEY_NAME_MAX + 1])
+{
+  e->extra[0] = '\0';
+  key_name[0] = '\0';
+  if (found == NULL && path_known) {
+    e->status = 405;
+    e->code = "method_not_allowed";
+    e->msg = "this method is not allowed on this path";
+    snprintf(e->extra, sizeof e->extra, "Allow: %s\r\n", allow);
+    return -1;
   }
+  if (found == NULL) {
+    e->status = 404;
+    e->code = "not_found";
+    e->msg = "no such route";
+    return -1;
+  }
+  const char *name = NULL;
+  api_scope_t scope = API_SCOPE_ADMIN;
+  if (found->auth && !auth_key(a, req, &name, &scope)) {
+    e->status = 401;
+    e->code = "unauthorized";
+    e->msg = "missing or wrong API key";
+    snprintf(e->extra, sizeof e->extra, "WWW-Authenticate: Bearer realm=\"grantd\"\r\n");
+    return -1;
+  }
+  if (found->auth && scope != API_SCOPE_ADMIN &&
+      !(api_route_scopes(found) & API_SCOPE_BIT(scope))) {
+    char want[64];
+    scopes_text(api_route_scopes(found), want, sizeof want);
+    snprintf(e->msgbuf, sizeof e->msgbuf,
+             "this route needs an API key with scope %s; key '%s' has %s", want, name,
+             api_scope_name(scope));
+    log_warn("api_forbidden", "method", http_req_method(req), "route", found->name, "key_name",
+             name, "scope", api_scope_name(scope));
+    e->status = 403;
+    e->code = "insufficient_scope";
+    e->msg = e->msgbuf;
+    snprintf(e->extra, sizeof e->extra,
+             "WWW-Authenticate: Bearer realm=\"grantd\", error=\"insufficient_scope\"\r\n");
+    return -1;
+  }
+  for (int i = 0; i < 2; i++) {
+    if (caps[i] != NULL && !api_valid_id(caps[i])) {
+      e->status = 400;
+      e->code = "invalid_id";
+      e->msg = API_ID_RULE;
+      return -1;
+    }
+  }
+  if (name != NULL)
+    snprintf(key_name, API_KEY_NAME_MAX + 1, "%s", name);
+  return 0;
+}
+
+static void count_reply(const api_route_t *route, int status)
+{
+  char labels[192];
+  route_labels(labels, sizeof labels, route ? route->name : "unmatched", status);
+  metrics_counter_inc("grantd_http_requests_total", labels);
+}
+
+void api_on_headers(http_req_t *req, void *arg)
+{
+  api_t *a = arg;
+  if (!http_req_has_body(req))
+    return; /* nothing to hold back: api_handle does all (token reads) */
+  char *caps[2] = {NULL, NULL};
+  bool path_known;
+  char allow[64];
+  const api_route_t *found =
+    route_find(http_req_method(req), http_req_path(req), caps, &path_known, allow, sizeof allow);
+  early_t e;
+  char key_name[API_KEY_NAME_MAX + 1];
+  /* A request with a body that will be refused anyway is refused now,
+   * before its body is read (an unauthenticated client must not make
+   * grantd buffer an import); without a body, api_handle answers the
+   * same way and the connection stays open. */
+  if (early_answer(a, req, found, path_known, allow, caps, &e, key_name) != 0) {
+    json_t *o = error_body(e.code, e.msg);
+    buf_t b = BUF_INIT;
+    json_dump_buf(o, &b);
+    buf_putc(&b, '\n');
+    json_decref(o);
+    count_reply(found, e.status);
+    http_req_reject(req, e.status, "application/json", b.data, b.len, e.extra[0] ? e.extra : NULL);
+    buf_free(&b);
+  } else if (found != NULL && found->body_limit == API_BODY_IMPORT) {
+    if (a->shutting_down) {
+      static const char busy[] =
+        "{\"error\":\"shutting_down\",\"message\":\"grantd is shutting down\"}\n";
+      count_reply(found, 503);
+      http_req_reject(req, 503, "application/json", busy, sizeof busy - 1, NULL);
+    } else {
+      http_req_set_body_limit(req, a->import_max_body);
+      api_import_begin(a, req); /* read and committed as it arrives */
+    }
+  } else if (found != NULL && found->body_limit != 0) {
+    http_req_set_body_limit(req, found->body_limit);
+  }
+  free(caps[0]);
+  free(caps[1]);
+}
+
+void api_handle(http_req_t *req, void *arg)
+{
+  api_t *a = arg;
+  char *caps[2] = {NULL, NULL};
+  bool path_known;
+  char allow[64];
+
+  a->requests++;
+  const api_route_t *found =
+    route_find(http_req_method(req), http_req_path(req), caps, &path_known, allow, sizeof allow);
   api_ctx_t *ctx = xcalloc(1, sizeof *ctx);
   ctx->api = a;
   ctx->req = req;
@@ -378,20 +509,15 @@ void api_handle(http_req_t *req, void *arg)
   ctx->params[0] = caps[0];
   ctx->params[1] = caps[1];
   ctx->start_us = clock_mono_us();
-  if (found->auth && !auth_ok(a, req)) {
-    static const char body[] = "{\"error\":\"unauthorized\",\"message\":\"missing or wrong API key\"}\n";
-    api_reply_raw(ctx, 401, "application/json", body, sizeof body - 1,
-                  "WWW-Authenticate: Bearer realm=\"grantd\"\r\n");
+  early_t e;
+  if (early_answer(a, req, found, path_known, allow, caps, &e, ctx->key_name) != 0) {
+    reply_error_ex(ctx, e.status, e.code, e.msg, e.extra[0] ? e.extra : NULL);
     return;
   }
-  for (int i = 0; i < 2; i++) {
-    if (ctx->params[i] != NULL && !api_valid_id(ctx->params[i])) {
-      api_reply_error(ctx, 400, "invalid_id",
-                      "ids and names must be 1-128 characters of A-Z a-z 0-9 . _ ~ @ : -");
-      return;
-    }
-  }
-  if (a->shutting_down && found->fn != NULL && strcmp(found->name, "/healthz") != 0 &&
+  /* A streamed import that began before the drain has committed lines:
+   * it is answered with their results (api_import.c). */
+  bool streamed = found->body_limit == API_BODY_IMPORT && http_req_data(req) != NULL;
+  if (a->shutting_down && !streamed && found->fn != NULL && strcmp(found->name, "/healthz") != 0 &&
       strcmp(found->name, "/metrics") != 0) {
     api_reply_error(ctx, 503, "shutting_down", "grantd is shutting down");
     return;
@@ -410,4 +536,10 @@ void api_handle(http_req_t *req, void *arg)
     }
   }
   found->fn(ctx);
+}
+
+const api_route_t *const *api_route_tables(size_t *n)
+{
+  *n = ARRAY_SIZE(tables);
+  return tables;
 }

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "base/mem.h"
+#include "net/addr_policy.h"
 
 typedef enum { OPT_STR, OPT_INT, OPT_SIZE, OPT_BOOL, OPT_SECRET } opt_type_t;
 
@@ -32,6 +33,7 @@ typedef struct {
 #define O(field) offsetof(config_t, field)
 #define BIG INT64_MAX
 
+// clang-format off
 static const opt_t opts[] = {
   {"--listen", "GRANTD_LISTEN", OPT_STR, O(listen), "127.0.0.1:8484", 0, 0,
    "address to serve the API on, HOST:PORT (port 0 = ephemeral)"},
@@ -41,24 +43,48 @@ static const opt_t opts[] = {
    "write the bound port to this file once listening"},
   {"--ca-file", "GRANTD_CA_FILE", OPT_STR, O(ca_file), NULL, 0, 0,
    "extra PEM trust anchors for provider TLS, added to the system bundle"},
+  {"--catalog-dir", "GRANTD_CATALOG_DIR", OPT_STR, O(catalog_dir), NULL, 0, 0,
+   "more provider templates (NAME.json), added to and overriding the built-in catalog"},
   {"--system-ca-file", "GRANTD_SYSTEM_CA_FILE", OPT_STR, O(system_ca_file),
    "/etc/ssl/certs/ca-certificates.crt", 0, 0, "system PEM trust bundle"},
   {"--log-level", "GRANTD_LOG_LEVEL", OPT_STR, O(log_level), "info", 0, 0,
    "debug | info | warn | error"},
   {"--map-size", "GRANTD_MAP_SIZE", OPT_SIZE, O(map_size), "4G",
    1 << 20, (int64_t)1 << 40, "maximum store size (LMDB map size; K/M/G suffixes)"},
+  {"--events-keep", "GRANTD_EVENTS_KEEP", OPT_INT, O(events_keep), "100000", 1, 100000000,
+   "connection events kept in the outbox at most (oldest pruned first)"},
+  {"--events-keep-hours", "GRANTD_EVENTS_KEEP_HOURS", OPT_INT, O(events_keep_hours), "168", 1,
+   87600, "connection events older than this are pruned (the newest always stays)"},
   {"--api-key", "GRANTD_API_KEY", OPT_SECRET, O(api_key), NULL, 0, 0,
    "API key for /v1 (prefer the environment; generated into the data dir if unset)"},
   {"--api-key-file", "GRANTD_API_KEY_FILE", OPT_STR, O(api_key_file), NULL, 0, 0,
    "read the API key from this file"},
+  {"--api-keys-file", "GRANTD_API_KEYS_FILE", OPT_STR, O(api_keys_file), NULL, 0, 0,
+   "named, scoped API keys: NAME SCOPE SHA256-HEX per line (admin|tokens|connect); SIGHUP reloads"},
   {"--master-key", "GRANTD_MASTER_KEY", OPT_SECRET, O(master_key), NULL, 0, 0,
    "sealing key, 64 hex digits or base64 of 32 bytes (generated if unset)"},
   {"--master-key-file", "GRANTD_MASTER_KEY_FILE", OPT_STR, O(master_key_file), NULL, 0, 0,
    "read the master key from this file"},
+  {"--master-keys", "GRANTD_MASTER_KEYS", OPT_SECRET, O(master_keys), NULL, 0, 0,
+   "keyring ID:KEY,...: the first seals, all unseal (prefer the environment or the file)"},
+  {"--master-keys-file", "GRANTD_MASTER_KEYS_FILE", OPT_STR, O(master_keys_file), NULL, 0, 0,
+   "read the keyring from this file, one ID:KEY per line; SIGHUP reloads it"},
+  {"--reseal-rate", "GRANTD_RESEAL_PER_S", OPT_INT, O(reseal_per_s), "2000", 1, 1000000,
+   "records per second the re-seal job moves to the current master key at most"},
+  {"--reap-after", "GRANTD_REAP_AFTER_S", OPT_INT, O(reap_after_s), "0", 0, 315360000,
+   "delete connections in needs_reauth, error or pending unchanged for this many seconds (0 = off)"},
+  {"--reap-revoke", "GRANTD_REAP_REVOKE", OPT_BOOL, O(reap_revoke), "false", 0, 0,
+   "the reaper asks the provider to revoke the tokens first (RFC 7009)"},
+  {"--reap-dry-run", "GRANTD_REAP_DRY_RUN", OPT_BOOL, O(reap_dry_run), "false", 0, 0,
+   "the reaper only logs what it would delete (reap_candidate)"},
+  {"--reap-interval", "GRANTD_REAP_INTERVAL_MS", OPT_INT, O(reap_interval_ms), "60000", 10, 86400000,
+   "ms between reaper steps (each looks at 256 connections)"},
   {"--public-url", "GRANTD_PUBLIC_URL", OPT_STR, O(public_url), NULL, 0, 0,
    "public base URL of grantd for the OAuth callback (default http://LISTEN)"},
   {"--max-body", "GRANTD_MAX_BODY", OPT_SIZE, O(max_body), "64K", 1024, 64 << 20,
    "largest request body accepted (413 above)"},
+  {"--max-buffered", "GRANTD_MAX_BUFFERED", OPT_SIZE, O(max_buffered), "256M", 64 << 10,
+   (int64_t)1 << 40, "request body bytes held at once over all connections (503 above)"},
   {"--max-header", "GRANTD_MAX_HEADER", OPT_SIZE, O(max_header), "16K", 1024, 1 << 20,
    "largest request head accepted (431 above)"},
   {"--max-connections", "GRANTD_MAX_CONNECTIONS", OPT_INT, O(max_connections), "4096", 1, 1000000,
@@ -71,6 +97,10 @@ static const opt_t opts[] = {
    "how long SIGTERM waits for in-flight requests"},
   {"--allow-insecure-http", "GRANTD_ALLOW_INSECURE_HTTP", OPT_BOOL, O(allow_insecure_http), "false", 0, 0,
    "allow plain http:// provider endpoints (local testing only)"},
+  {"--allow-endpoint-cidr", "GRANTD_ALLOW_ENDPOINT_CIDR", OPT_STR, O(allow_endpoint_cidr), NULL, 0, 0,
+   "CIDR,... of non-public provider addresses grantd may connect to (e.g. an in-cluster IdP)"},
+  {"--allow-private-endpoints", "GRANTD_ALLOW_PRIVATE_ENDPOINTS", OPT_BOOL, O(allow_private_endpoints), "false", 0, 0,
+   "connect to loopback, private and link-local provider addresses too (tests, local development)"},
   {"--state-ttl", "GRANTD_STATE_TTL_S", OPT_INT, O(state_ttl_s), "600", 10, 86400,
    "seconds an authorization state stays valid"},
   {"--refresh-max-inflight", "GRANTD_REFRESH_MAX_INFLIGHT", OPT_INT, O(refresh_max_inflight), "1024", 1, 100000,
@@ -86,6 +116,7 @@ static const opt_t opts[] = {
   {"--callback-max-query", "GRANTD_CALLBACK_MAX_QUERY", OPT_SIZE, O(callback_max_query), "4K", 256, 65536,
    "largest query string accepted on /oauth/callback"},
 };
+// clang-format on
 
 static void errf(char *err, size_t len, const char *fmt, ...)
 {
@@ -105,10 +136,14 @@ static int parse_size(const char *s, int64_t *out)
   int64_t mul = 1;
   if (*end != '\0') {
     switch (*end) {
-    case 'k': case 'K': mul = 1024; break;
-    case 'm': case 'M': mul = 1024 * 1024; break;
-    case 'g': case 'G': mul = 1024 * 1024 * 1024; break;
-    case 't': case 'T': mul = (int64_t)1024 * 1024 * 1024 * 1024; break;
+    case 'k':
+    case 'K': mul = 1024; break;
+    case 'm':
+    case 'M': mul = 1024 * 1024; break;
+    case 'g':
+    case 'G': mul = 1024 * 1024 * 1024; break;
+    case 't':
+    case 'T': mul = (int64_t)1024 * 1024 * 1024 * 1024; break;
     default: return -1;
     }
     end++;
@@ -127,17 +162,19 @@ static int parse_size(const char *s, int64_t *out)
 
 static int parse_bool(const char *s, bool *out)
 {
-  if (!strcasecmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on"))
+  if (!strcasecmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "yes") ||
+      !strcasecmp(s, "on"))
     *out = true;
-  else if (!strcasecmp(s, "0") || !strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off"))
+  else if (!strcasecmp(s, "0") || !strcasecmp(s, "false") || !strcasecmp(s, "no") ||
+           !strcasecmp(s, "off"))
     *out = false;
   else
     return -1;
   return 0;
 }
 
-static int set_opt(config_t *cfg, const opt_t *o, const char *val, const char *src,
-                   char *err, size_t errlen)
+static int set_opt(config_t *cfg, const opt_t *o, const char *val, const char *src, char *err,
+                   size_t errlen)
 {
   char *field = (char *)cfg + o->offset;
   int64_t n;
@@ -248,7 +285,8 @@ int config_load(config_t *cfg, int argc, char **argv, int first, char *err, size
   int lvl_ok = !strcmp(cfg->log_level, "debug") || !strcmp(cfg->log_level, "info") ||
                !strcmp(cfg->log_level, "warn") || !strcmp(cfg->log_level, "error");
   if (!lvl_ok) {
-    errf(err, errlen, "invalid --log-level '%s': expected debug, info, warn or error", cfg->log_level);
+    errf(err, errlen, "invalid --log-level '%s': expected debug, info, warn or error",
+         cfg->log_level);
     return -1;
   }
   if (cfg->data_dir[0] == '\0') {
@@ -261,13 +299,48 @@ int config_load(config_t *cfg, int argc, char **argv, int first, char *err, size
     snprintf(cfg->public_url, n, "http://%s", cfg->listen);
     cfg->public_url_defaulted = true;
   } else if (strncmp(cfg->public_url, "http://", 7) && strncmp(cfg->public_url, "https://", 8)) {
-    errf(err, errlen, "invalid --public-url '%s': expected an http:// or https:// URL", cfg->public_url);
+    errf(err, errlen, "invalid --public-url '%s': expected an http:// or https:// URL",
+         cfg->public_url);
+    return -1;
+  }
+  if (cfg->master_keys != NULL && cfg->master_keys_file != NULL) {
+    errf(err, errlen,
+         "give the keyring once: GRANTD_MASTER_KEYS (--master-keys) or "
+         "GRANTD_MASTER_KEYS_FILE (--master-keys-file), not both");
+    return -1;
+  }
+  if ((cfg->master_keys != NULL || cfg->master_keys_file != NULL) &&
+      (cfg->master_key != NULL || cfg->master_key_file != NULL)) {
+    errf(err, errlen,
+         "give the master key either as a keyring (GRANTD_MASTER_KEYS / "
+         "--master-keys-file) or as the single key (GRANTD_MASTER_KEY / "
+         "GRANTD_MASTER_KEY_FILE), not both: the single key is key id 1 of a keyring");
     return -1;
   }
   size_t pl = strlen(cfg->public_url);
   while (pl > 0 && cfg->public_url[pl - 1] == '/')
     cfg->public_url[--pl] = '\0';
+  cfg->endpoint_policy = addr_policy_new();
+  addr_policy_allow_private(cfg->endpoint_policy, cfg->allow_private_endpoints);
+  if (cfg->allow_endpoint_cidr != NULL) {
+    char why[400];
+    if (addr_policy_add_cidrs(cfg->endpoint_policy, cfg->allow_endpoint_cidr, why, sizeof why) !=
+        0) {
+      errf(err, errlen, "--allow-endpoint-cidr: %s", why);
+      return -1;
+    }
+  }
   return 0;
+}
+
+int config_option_arity(const char *arg)
+{
+  const char *eq = strchr(arg, '=');
+  size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
+  for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+    if (strlen(opts[i].flag) == flen && !strncmp(opts[i].flag, arg, flen))
+      return eq != NULL || opts[i].type == OPT_BOOL ? 0 : 1;
+  return -1;
 }
 
 void config_usage(FILE *out)
@@ -276,8 +349,8 @@ void config_usage(FILE *out)
                "Options (flag, environment variable, default):\n");
   for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
     const opt_t *o = &opts[i];
-    fprintf(out, "  %-24s %-30s %s\n      %s\n", o->flag, o->env,
-            o->def ? o->def : "(unset)", o->help);
+    fprintf(out, "  %-24s %-30s %s\n      %s\n", o->flag, o->env, o->def ? o->def : "(unset)",
+            o->help);
   }
   fprintf(out, "\nPrecedence: defaults < environment < flags. Secrets are best passed\n"
                "through GRANTD_API_KEY / GRANTD_MASTER_KEY or their *_FILE variants.\n");
@@ -297,4 +370,6 @@ void config_free(config_t *cfg)
   }
   free(cfg->listen_host);
   cfg->listen_host = NULL;
+  addr_policy_free(cfg->endpoint_policy);
+  cfg->endpoint_policy = NULL;
 }

@@ -20,14 +20,16 @@
 typedef struct arena_chunk arena_chunk_t;
 
 typedef struct {
-  arena_chunk_t *first;  /* kept across arena_reset(); NULL until used */
-  arena_chunk_t *cur;    /* chunk being bumped */
-  arena_chunk_t *extra;  /* chunks after the first (list), freed on reset */
-  size_t pos;            /* next free offset in cur */
-  size_t total;          /* bytes handed out since the last reset */
+  arena_chunk_t *first; /* kept across arena_reset(); NULL until used */
+  arena_chunk_t *cur;   /* chunk being bumped */
+  arena_chunk_t *extra; /* chunks after the first (list), freed on reset */
+  size_t pos;           /* next free offset in cur */
+  size_t total;         /* bytes handed out since the last reset */
 } arena_t;
 
+// clang-format off
 #define ARENA_INIT {NULL, NULL, NULL, 0, 0}
+// clang-format on
 
 /* Makes an empty arena (no allocation). Same as ARENA_INIT. */
 void arena_init(arena_t *a);

@@ -12,25 +12,21 @@
 
 #include "base/err.h"
 
-static const char std_alpha[] =
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char url_alpha[] =
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char std_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char url_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* Reverse tables: value + 1, so that 0 (the default) means "invalid". */
 #define R(c, v) [(unsigned char)(c)] = (v) + 1
-#define COMMON                                                                 \
-  R('A', 0), R('B', 1), R('C', 2), R('D', 3), R('E', 4), R('F', 5), R('G', 6), \
-  R('H', 7), R('I', 8), R('J', 9), R('K', 10), R('L', 11), R('M', 12),         \
-  R('N', 13), R('O', 14), R('P', 15), R('Q', 16), R('R', 17), R('S', 18),      \
-  R('T', 19), R('U', 20), R('V', 21), R('W', 22), R('X', 23), R('Y', 24),      \
-  R('Z', 25), R('a', 26), R('b', 27), R('c', 28), R('d', 29), R('e', 30),      \
-  R('f', 31), R('g', 32), R('h', 33), R('i', 34), R('j', 35), R('k', 36),      \
-  R('l', 37), R('m', 38), R('n', 39), R('o', 40), R('p', 41), R('q', 42),      \
-  R('r', 43), R('s', 44), R('t', 45), R('u', 46), R('v', 47), R('w', 48),      \
-  R('x', 49), R('y', 50), R('z', 51), R('0', 52), R('1', 53), R('2', 54),      \
-  R('3', 55), R('4', 56), R('5', 57), R('6', 58), R('7', 59), R('8', 60),      \
-  R('9', 61)
+#define COMMON \
+  R('A', 0), R('B', 1), R('C', 2), R('D', 3), R('E', 4), R('F', 5), R('G', 6), R('H', 7), \
+    R('I', 8), R('J', 9), R('K', 10), R('L', 11), R('M', 12), R('N', 13), R('O', 14), R('P', 15), \
+    R('Q', 16), R('R', 17), R('S', 18), R('T', 19), R('U', 20), R('V', 21), R('W', 22), \
+    R('X', 23), R('Y', 24), R('Z', 25), R('a', 26), R('b', 27), R('c', 28), R('d', 29), \
+    R('e', 30), R('f', 31), R('g', 32), R('h', 33), R('i', 34), R('j', 35), R('k', 36), \
+    R('l', 37), R('m', 38), R('n', 39), R('o', 40), R('p', 41), R('q', 42), R('r', 43), \
+    R('s', 44), R('t', 45), R('u', 46), R('v', 47), R('w', 48), R('x', 49), R('y', 50), \
+    R('z', 51), R('0', 52), R('1', 53), R('2', 54), R('3', 55), R('4', 56), R('5', 57), \
+    R('6', 58), R('7', 59), R('8', 60), R('9', 61)
 static const uint8_t std_rev[256] = {COMMON, R('+', 62), R('/', 63)};
 static const uint8_t url_rev[256] = {COMMON, R('-', 62), R('_', 63)};
 #undef COMMON
@@ -46,8 +42,7 @@ size_t b64url_encoded_len(size_t n)
   return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
 }
 
-static void encode(buf_t *out, const unsigned char *p, size_t n,
-                   const char *alpha, int pad)
+static void encode(buf_t *out, const unsigned char *p, size_t n, const char *alpha, int pad)
 {
   buf_reserve(out, b64_encoded_len(n));
   char *o = out->data + out->len;

@@ -7,14 +7,21 @@
 
 #include "base/mem.h"
 
+#define BUF_MALLOC_OVERHEAD 24
+
 void buf_reserve(buf_t *b, size_t extra)
 {
   size_t need = b->len + extra + 1;
   if (need <= b->cap)
     return;
-  size_t cap = b->cap ? b->cap : 64;
+  /* Capacities are a malloc header short of a power of two (40, 104, 232,
+   * 488, 1000, 2024, ...): glibc then hands out chunks of 2^k - 16 bytes,
+   * and a 1000-byte buffer stays a small-bin request. A plain 1024 is a
+   * 1040-byte chunk, "large" for glibc, and each such malloc first
+   * consolidates the fast bins (it showed in the refresh profile). */
+  size_t cap = b->cap ? b->cap : 40;
   while (cap < need)
-    cap *= 2;
+    cap = (cap + BUF_MALLOC_OVERHEAD) * 2 - BUF_MALLOC_OVERHEAD;
   b->data = xrealloc(b->data, cap);
   b->cap = cap;
   b->data[b->len] = '\0';

@@ -18,7 +18,9 @@ typedef struct {
   size_t cap;
 } buf_t;
 
+// clang-format off
 #define BUF_INIT {NULL, 0, 0}
+// clang-format on
 
 /* A borrowed run of bytes (not NUL-terminated); lifetime is the owner's. */
 typedef struct {
@@ -31,8 +33,7 @@ void buf_reserve(buf_t *b, size_t extra);
 void buf_append(buf_t *b, const void *p, size_t n);
 void buf_puts(buf_t *b, const char *s);
 void buf_putc(buf_t *b, char c);
-void buf_printf(buf_t *b, const char *fmt, ...)
-  __attribute__((format(printf, 2, 3)));
+void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(buf_t *b, const char *fmt, va_list ap);
 /* The contents as a C string ("" for an empty buffer); owned by b. */
 const char *buf_cstr(buf_t *b);

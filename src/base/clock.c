@@ -83,9 +83,9 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 {
   y -= m <= 2;
   int64_t era = floor_div(y, 400);
-  int64_t yoe = y - era * 400;                                /* 0..399 */
+  int64_t yoe = y - era * 400;                                  /* 0..399 */
   int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1; /* 0..365 */
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;        /* 0..146096 */
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;          /* 0..146096 */
   return era * 146097 + doe - 719468;
 }
 
@@ -106,6 +106,16 @@ static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 #define MIN_MS (-62167219200000LL)
 #define MAX_MS (253402300799999LL)
 
+/* Writes v (0 <= v < 10^n) as exactly n decimal digits. */
+static char *digits(char *w, int v, int n)
+{
+  for (int k = n - 1; k >= 0; k--) {
+    w[k] = (char)('0' + v % 10);
+    v /= 10;
+  }
+  return w + n;
+}
+
 static int format(int64_t ms, char out[32], int with_ms)
 {
   if (ms < MIN_MS)
@@ -119,11 +129,26 @@ static int format(int64_t ms, char out[32], int with_ms)
   civil_from_days(days, &y, &m, &d);
   int hh = (int)(rem / 3600000), mm = (int)(rem / 60000 % 60);
   int ss = (int)(rem / 1000 % 60), frac = (int)(rem % 1000);
-  if (with_ms || frac != 0)
-    return snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, m,
-                    d, hh, mm, ss, frac);
-  return snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)y, m, d, hh,
-                  mm, ss);
+  /* Written digit by digit: snprintf was most of a token read's render. */
+  char *w = out;
+  w = digits(w, (int)y, 4);
+  *w++ = '-';
+  w = digits(w, m, 2);
+  *w++ = '-';
+  w = digits(w, d, 2);
+  *w++ = 'T';
+  w = digits(w, hh, 2);
+  *w++ = ':';
+  w = digits(w, mm, 2);
+  *w++ = ':';
+  w = digits(w, ss, 2);
+  if (with_ms || frac != 0) {
+    *w++ = '.';
+    w = digits(w, frac, 3);
+  }
+  *w++ = 'Z';
+  *w = '\0';
+  return (int)(w - out);
 }
 
 int clock_format_rfc3339(int64_t ms, char out[32])
@@ -171,14 +196,14 @@ int clock_parse_rfc3339(const char *s, size_t n, int64_t *out)
   int y, mo, d, hh, mi, ss, frac = 0;
   if (s == NULL)
     return GRANTD_EINVALID;
-  if (num(s, n, &i, 4, &y) || lit(s, n, &i, '-') || num(s, n, &i, 2, &mo) ||
-      lit(s, n, &i, '-') || num(s, n, &i, 2, &d))
+  if (num(s, n, &i, 4, &y) || lit(s, n, &i, '-') || num(s, n, &i, 2, &mo) || lit(s, n, &i, '-') ||
+      num(s, n, &i, 2, &d))
     return GRANTD_EINVALID;
   if (i >= n || (s[i] != 'T' && s[i] != 't' && s[i] != ' '))
     return GRANTD_EINVALID;
   i++;
-  if (num(s, n, &i, 2, &hh) || lit(s, n, &i, ':') || num(s, n, &i, 2, &mi) ||
-      lit(s, n, &i, ':') || num(s, n, &i, 2, &ss))
+  if (num(s, n, &i, 2, &hh) || lit(s, n, &i, ':') || num(s, n, &i, 2, &mi) || lit(s, n, &i, ':') ||
+      num(s, n, &i, 2, &ss))
     return GRANTD_EINVALID;
   if (i < n && s[i] == '.') {
     i++;
@@ -210,8 +235,7 @@ int clock_parse_rfc3339(const char *s, size_t n, int64_t *out)
   }
   if (i != n)
     return GRANTD_EINVALID;
-  if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || hh > 23 ||
-      mi > 59 || ss > 60)
+  if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || hh > 23 || mi > 59 || ss > 60)
     return GRANTD_EINVALID;
   int64_t days = days_from_civil(y, mo, d);
   int64_t secs = days * 86400 + hh * 3600 + mi * 60 + ss - (int64_t)off_min * 60;

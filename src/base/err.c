@@ -28,11 +28,12 @@ const char *err_name(int code)
   case UV_ETIMEDOUT: return "timeout";
   case UV_EOF: return "connection_closed";
   case UV_ENOMEM: return "out_of_memory";
-  case UV_EAI_NONAME: case UV_EAI_AGAIN: case UV_EAI_FAIL:
-  case UV_EAI_NODATA: case UV_EAI_ADDRFAMILY:
-    return "dns_failure";
-  default:
-    return "network_error";
+  case UV_EAI_NONAME:
+  case UV_EAI_AGAIN:
+  case UV_EAI_FAIL:
+  case UV_EAI_NODATA:
+  case UV_EAI_ADDRFAMILY: return "dns_failure";
+  default: return "network_error";
   }
 }
 

@@ -44,7 +44,22 @@ int json_get_bool(const json_t *obj, const char *key, int *out);
  * @param bad_key set to the first unknown key (borrowed from obj), or NULL.
  * @return 0; GRANTD_EINVALID when a key is unknown or obj is not an object
  *         (then *bad_key is NULL). */
-int json_check_fields(const json_t *obj, const char *const *allowed,
-                      const char **bad_key);
+int json_check_fields(const json_t *obj, const char *const *allowed, const char **bad_key);
+
+/* Overwrites every string value in v, at any depth (members of objects,
+ * elements of arrays), with zeros, in place: for values holding secrets
+ * (token responses, extra) before they are released, since jansson frees
+ * without wiping. Keys are not touched. NULL-safe. */
+void json_wipe_strings(json_t *v);
+
+/* Appends s as a quoted JSON string (RFC 8259), cut at `max` input bytes
+ * (SIZE_MAX: whole; a cut string ends in "..." inside the quotes). The one
+ * escaping rule of grantd's hand-written JSON (logs, token answers):
+ * '"' and '\\' get a backslash; newline, tab and carriage return their
+ * short escapes; every other control byte and DEL is \\u00XX; valid UTF-8
+ * is copied as is; every byte of an invalid sequence (overlong, surrogate,
+ * past U+10FFFF, truncated) becomes U+FFFD, so the output is always valid
+ * JSON whatever the input. */
+void json_put_str(buf_t *out, const char *s, size_t max);
 
 #endif

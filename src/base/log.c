@@ -21,6 +21,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/json.h"
 #include "base/mem.h"
 
 static int log_level = LOGL_INFO;
@@ -85,12 +86,10 @@ static int contains(const char *key, size_t n, const char *needle)
 
 int log_redact_key(const char *key)
 {
-  static const char *const subs[] = {
-    "secret", "password", "passwd", "verifier", "api_key", "apikey",
-    "master_key", "private_key", "credential", "authorization", "cookie",
-    "assertion"};
-  static const char *const exact[] = {"code", "auth_code", "device_code",
-                                      "user_code"};
+  static const char *const subs[] = {"secret",     "password",      "passwd",     "verifier",
+                                     "api_key",    "apikey",        "master_key", "private_key",
+                                     "credential", "authorization", "cookie",     "assertion"};
+  static const char *const exact[] = {"code", "auth_code", "device_code", "user_code"};
   if (key == NULL)
     return 0;
   if (*key == '#' || *key == '?' || *key == '~')
@@ -103,94 +102,6 @@ int log_redact_key(const char *key)
     if (strcasecmp(key, exact[i]) == 0)
       return 1;
   return ends_with(key, n, "token");
-}
-
-/* Length of the valid UTF-8 sequence at s (of at most n bytes), or 0 when
- * it is invalid: overlong forms, surrogates and values past U+10FFFF are
- * all rejected (RFC 3629). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-  unsigned c = s[0];
-  size_t len;
-  unsigned min;
-  if (c < 0x80)
-    return 1;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-    min = 0x80;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    min = 0x800;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  unsigned cp = c & (0x3F >> (len - 1));
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80)
-      return 0;
-    cp = cp << 6 | (s[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return len;
-}
-
-/* Appends s as a quoted JSON string, cut at `max` input bytes. */
-static void put_json_str(buf_t *b, const char *s, size_t max)
-{
-  static const char hex[] = "0123456789abcdef";
-  const unsigned char *p = (const unsigned char *)s;
-  size_t n = strlen(s), i = 0;
-  int cut = 0;
-  if (n > max) {
-    n = max;
-    cut = 1;
-  }
-  buf_putc(b, '"');
-  while (i < n) {
-    unsigned char c = p[i];
-    if (c == '"' || c == '\\') {
-      char e[2] = {'\\', (char)c};
-      buf_append(b, e, 2);
-      i++;
-    } else if (c == '\n') {
-      buf_append(b, "\\n", 2);
-      i++;
-    } else if (c == '\t') {
-      buf_append(b, "\\t", 2);
-      i++;
-    } else if (c == '\r') {
-      buf_append(b, "\\r", 2);
-      i++;
-    } else if (c < 0x20 || c == 0x7F) {
-      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      buf_append(b, e, 6);
-      i++;
-    } else if (c < 0x80) {
-      size_t j = i + 1;
-      while (j < n && p[j] >= 0x20 && p[j] < 0x7F && p[j] != '"' && p[j] != '\\')
-        j++;
-      buf_append(b, p + i, j - i);
-      i = j;
-    } else {
-      size_t len = utf8_len(p + i, n - i);
-      if (len == 0) {
-        buf_append(b, "\xEF\xBF\xBD", 3); /* U+FFFD */
-        i++;
-      } else {
-        buf_append(b, p + i, len);
-        i += len;
-      }
-    }
-  }
-  if (cut)
-    buf_append(b, "...", 3);
-  buf_putc(b, '"');
 }
 
 static void write_all(int fd, const char *p, size_t n)
@@ -215,9 +126,8 @@ void log_kv(int level, const char *event, ...)
   clock_format_rfc3339_ms(clock_now_ms(), ts);
   buf_t b = BUF_INIT;
   buf_reserve(&b, 256);
-  buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":", ts,
-             log_level_name(level));
-  put_json_str(&b, event ? event : "", LOG_VALUE_MAX);
+  buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":", ts, log_level_name(level));
+  json_put_str(&b, event ? event : "", LOG_VALUE_MAX);
 
   va_list ap;
   va_start(ap, event);
@@ -227,7 +137,7 @@ void log_kv(int level, const char *event, ...)
     const char *name = type ? key + 1 : key;
     int redact = log_redact_key(key);
     buf_putc(&b, ',');
-    put_json_str(&b, name, 128);
+    json_put_str(&b, name, 128);
     buf_putc(&b, ':');
     /* Always consume the argument of the declared type, even when the value
      * is redacted, so the following pairs stay aligned. */
@@ -254,7 +164,7 @@ void log_kv(int level, const char *event, ...)
         if (v == NULL)
           buf_puts(&b, "null");
         else
-          put_json_str(&b, v, LOG_VALUE_MAX);
+          json_put_str(&b, v, LOG_VALUE_MAX);
       }
     }
     if (redact)

@@ -29,12 +29,7 @@
 #include <stdint.h>
 
 /* Levels, lowest first. (Not LOG_DEBUG/LOG_INFO: <syslog.h> owns those.) */
-enum {
-  LOGL_DEBUG = 0,
-  LOGL_INFO = 1,
-  LOGL_WARN = 2,
-  LOGL_ERROR = 3
-};
+enum { LOGL_DEBUG = 0, LOGL_INFO = 1, LOGL_WARN = 2, LOGL_ERROR = 3 };
 
 /* Longest string value written, in bytes, before it is cut. */
 #define LOG_VALUE_MAX 2048

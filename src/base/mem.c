@@ -78,7 +78,10 @@ void free_secret(char *s)
   free(s);
 }
 
-static void *uv_calloc_(size_t c, size_t s) { return xcalloc(c, s); }
+static void *uv_calloc_(size_t c, size_t s)
+{
+  return xcalloc(c, s);
+}
 static void *uv_realloc_(void *p, size_t n)
 {
   /* uv may call realloc(p, 0) meaning free. */

@@ -30,8 +30,7 @@ void free_secret(char *s);
 int mem_install_uv(void);
 
 /* Gets the struct that embeds `ptr` as member `member`. */
-#define container_of(ptr, type, member) \
-  ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -66,8 +66,7 @@ static int valid_name(const char *s)
     return 0;
   for (const char *p = s; *p; p++) {
     char c = *p;
-    int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                c == ':';
+    int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
     if (!alpha && !(p != s && c >= '0' && c <= '9'))
       return 0;
   }
@@ -103,8 +102,7 @@ static series_t *lookup(const char *name, const char *labels, uint64_t h)
     series_t *s = table[i];
     if (s == NULL)
       return NULL;
-    if (s->hash == h && strcmp(s->fam->name, name) == 0 &&
-        strcmp(s->labels, labels) == 0)
+    if (s->hash == h && strcmp(s->fam->name, name) == 0 && strcmp(s->labels, labels) == 0)
       return s;
   }
 }
@@ -217,8 +215,7 @@ void metrics_gauge_add(const char *name, const char *labels, double delta)
     s->value += delta;
 }
 
-void metrics_gauge_fn(const char *name, const char *labels,
-                      double (*fn)(void *arg), void *arg)
+void metrics_gauge_fn(const char *name, const char *labels, double (*fn)(void *arg), void *arg)
 {
   series_t *s = get(name, labels, METRIC_GAUGE);
   if (s) {
@@ -227,8 +224,7 @@ void metrics_gauge_fn(const char *name, const char *labels,
   }
 }
 
-int metrics_histogram_define(const char *name, const char *help,
-                             const double *bounds, size_t n)
+int metrics_histogram_define(const char *name, const char *help, const double *bounds, size_t n)
 {
   if (!valid_name(name) || bounds == NULL || n == 0 || n > MAX_BUCKETS)
     return GRANTD_EINVALID;
@@ -331,17 +327,15 @@ void metrics_label_escape(buf_t *out, const char *s)
   }
 }
 
-static void put_bucket(buf_t *out, const series_t *s, const char *le,
-                       uint64_t cum)
+static void put_bucket(buf_t *out, const series_t *s, const char *le, uint64_t cum)
 {
-  buf_printf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", s->fam->name, s->labels,
-             *s->labels ? "," : "", le, (unsigned long long)cum);
+  buf_printf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", s->fam->name, s->labels, *s->labels ? "," : "",
+             le, (unsigned long long)cum);
 }
 
 static const char *type_name(metric_type_t t)
 {
-  return t == METRIC_COUNTER ? "counter" : t == METRIC_GAUGE ? "gauge"
-                                                             : "histogram";
+  return t == METRIC_COUNTER ? "counter" : t == METRIC_GAUGE ? "gauge" : "histogram";
 }
 
 void metrics_render(buf_t *out)

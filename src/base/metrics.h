@@ -23,11 +23,7 @@
 
 #include "base/buf.h"
 
-typedef enum {
-  METRIC_COUNTER = 1,
-  METRIC_GAUGE = 2,
-  METRIC_HISTOGRAM = 3
-} metric_type_t;
+typedef enum { METRIC_COUNTER = 1, METRIC_GAUGE = 2, METRIC_HISTOGRAM = 3 } metric_type_t;
 
 /* Declares a family's help text and type (copied). Families render in the
  * order they were first seen. Idempotent.
@@ -48,16 +44,14 @@ void metrics_gauge_add(const char *name, const char *labels, double delta);
  * metrics_render(); fn runs synchronously inside metrics_render() and must
  * stay valid (with arg) until metrics_reset(). Replaces any earlier value or
  * function of that series. */
-void metrics_gauge_fn(const char *name, const char *labels,
-                      double (*fn)(void *arg), void *arg);
+void metrics_gauge_fn(const char *name, const char *labels, double (*fn)(void *arg), void *arg);
 
 /* Defines a histogram family with bucket upper bounds (strictly increasing,
  * finite, 1..64 of them; "+Inf" is implicit). bounds are copied.
  * @return 0 (also when redefined with the same bounds), or GRANTD_EINVALID
  *         (bad name/bounds, or the family exists with another type or
  *         other bounds). */
-int metrics_histogram_define(const char *name, const char *help,
-                             const double *bounds, size_t n);
+int metrics_histogram_define(const char *name, const char *help, const double *bounds, size_t n);
 /* Records one observation in a histogram series. */
 void metrics_histogram_observe(const char *name, const char *labels, double v);
 

@@ -28,13 +28,41 @@ void rand_bytes(void *p, size_t n)
         continue;
       /* Written directly: the log module may itself want randomness one day
        * and this must not recurse. */
-      fprintf(stderr, "{\"level\":\"error\",\"event\":\"getrandom_failed\","
-                      "\"errno\":%d}\n", errno);
+      fprintf(stderr,
+              "{\"level\":\"error\",\"event\":\"getrandom_failed\","
+              "\"errno\":%d}\n",
+              errno);
       abort();
     }
     b += r;
     n -= (size_t)r;
   }
+}
+
+#define NONCE_POOL 512
+
+static _Thread_local unsigned char pool[NONCE_POOL];
+static _Thread_local size_t used = NONCE_POOL; /* empty */
+
+void rand_nonce_flush(void)
+{
+  memset(pool, 0, sizeof pool);
+  used = NONCE_POOL;
+}
+
+void rand_nonce(void *p, size_t n)
+{
+  if (n > NONCE_POOL / 4) {
+    rand_bytes(p, n);
+    return;
+  }
+  if (NONCE_POOL - used < n) {
+    rand_bytes(pool, NONCE_POOL);
+    used = 0;
+  }
+  memcpy(p, pool + used, n);
+  memset(pool + used, 0, n);
+  used += n;
 }
 
 uint64_t rand_u64(void)

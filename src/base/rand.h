@@ -17,6 +17,17 @@
 
 /* Fills p[0..n) with cryptographically secure random bytes. */
 void rand_bytes(void *p, size_t n);
+/* The same randomness for values that must be unpredictable and unique but
+ * need not stay secret once used, such as AEAD nonces: served from a small
+ * per-thread buffer filled by one getrandom call, so that sealing a record
+ * costs no system call (a refresh seals two or three values). Each byte is
+ * handed out once and wiped from the buffer. Never use it for keys, states,
+ * PKCE verifiers or anything else that must stay secret: use rand_bytes. */
+void rand_nonce(void *p, size_t n);
+/* Wipes and drops the calling thread's buffered nonce bytes: the next
+ * rand_nonce reads getrandom afresh (for tests that make getrandom's output
+ * repeat, and for a child after fork). */
+void rand_nonce_flush(void);
 /* A uniformly random 64-bit value (CSPRNG). */
 uint64_t rand_u64(void);
 /* A uniformly random value in [0, n) without modulo bias; 0 when n == 0. */

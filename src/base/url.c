@@ -20,8 +20,8 @@
 
 static int is_unreserved(unsigned char c)
 {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-         (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
 }
 
 static char lower(char c)
@@ -34,8 +34,7 @@ static char lower(char c)
  * delimiters ('\\' as '/', quotes and angle brackets in headers). */
 static int bad_url_byte(unsigned char c)
 {
-  return c <= 0x20 || c >= 0x7F || c == '\\' || c == '"' || c == '<' ||
-         c == '>';
+  return c <= 0x20 || c >= 0x7F || c == '\\' || c == '"' || c == '<' || c == '>';
 }
 
 int url_hexval(int c)
@@ -143,8 +142,7 @@ int url_parse(const char *s, url_t *out)
       return GRANTD_EBAD_URL;
     /* Every '%' must start an escape, so path and query re-encode and
      * decode unambiguously. */
-    if (s[i] == '%' && (i + 2 >= n || url_hexval(s[i + 1]) < 0 ||
-                        url_hexval(s[i + 2]) < 0))
+    if (s[i] == '%' && (i + 2 >= n || url_hexval(s[i + 1]) < 0 || url_hexval(s[i + 2]) < 0))
       return GRANTD_EBAD_URL;
   }
   size_t skip;

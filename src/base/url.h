@@ -18,14 +18,14 @@
 /* A parsed absolute URL. Every string is an owned, NUL-terminated copy
  * released by url_free(). */
 typedef struct {
-  char *scheme;   /* "http" or "https", lower-cased */
-  char *host;     /* lower-cased; an IPv6 literal without its brackets */
-  uint16_t port;  /* explicit port, else 80 (http) or 443 (https) */
+  char *scheme;      /* "http" or "https", lower-cased */
+  char *host;        /* lower-cased; an IPv6 literal without its brackets */
+  uint16_t port;     /* explicit port, else 80 (http) or 443 (https) */
   int port_explicit; /* 1 when the URL spelled a port */
-  int is_ipv6;    /* 1 when host was a [bracketed] IPv6 literal */
-  char *path;     /* raw (still percent-encoded); "/" when the URL had none */
-  char *query;    /* raw text after '?' (without it), or NULL if absent */
-  char *fragment; /* raw text after '#' (without it), or NULL if absent */
+  int is_ipv6;       /* 1 when host was a [bracketed] IPv6 literal */
+  char *path;        /* raw (still percent-encoded); "/" when the URL had none */
+  char *query;       /* raw text after '?' (without it), or NULL if absent */
+  char *fragment;    /* raw text after '#' (without it), or NULL if absent */
 } url_t;
 
 /* Parses an absolute http:// or https:// URL (scheme case-insensitive).
@@ -89,7 +89,9 @@ typedef struct {
   size_t cap;
 } form_t;
 
+// clang-format off
 #define FORM_INIT {NULL, 0, 0}
+// clang-format on
 
 /* Parses and form-decodes ('+' is a space) s[0..n) into out, which must be
  * FORM_INIT or previously form_free()d. On error out is left empty.

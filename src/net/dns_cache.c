@@ -132,8 +132,7 @@ static entry_t *find_entry(dns_cache_t *c, const char *host, entry_t ***link)
   return NULL;
 }
 
-int dns_cache_lookup(dns_cache_t *c, const char *host, uint16_t port,
-                     dns_addrs_t *out)
+int dns_cache_lookup(dns_cache_t *c, const char *host, uint16_t port, dns_addrs_t *out)
 {
   if (parse_literal(host, port, out) == 0)
     return 0;
@@ -178,6 +177,14 @@ static void store_entry(dns_cache_t *c, const char *host, const dns_addrs_t *a)
   e->expires = uv_now(c->loop) + c->ttl_ms;
 }
 
+void dns_cache_put(dns_cache_t *c, const char *host, const dns_addrs_t *addrs)
+{
+  dns_addrs_t a;
+  memset(&a, 0, sizeof(a));
+  with_port(addrs, 0, &a);
+  store_entry(c, host, &a);
+}
+
 static void unlink_pending(dns_cache_t *c, pending_t *p)
 {
   for (pending_t **pp = &c->pending; *pp != NULL; pp = &(*pp)->next) {
@@ -188,15 +195,13 @@ static void unlink_pending(dns_cache_t *c, pending_t *p)
   }
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status,
-                        struct addrinfo *res)
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
   pending_t *p = container_of(req, pending_t, req);
   dns_addrs_t addrs;
   memset(&addrs, 0, sizeof(addrs));
   if (status == 0) {
-    for (struct addrinfo *ai = res; ai != NULL && addrs.n < DNS_MAX_ADDRS;
-         ai = ai->ai_next) {
+    for (struct addrinfo *ai = res; ai != NULL && addrs.n < DNS_MAX_ADDRS; ai = ai->ai_next) {
       if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
           ai->ai_addrlen <= sizeof(addrs.addr[0]))
         memcpy(&addrs.addr[addrs.n++], ai->ai_addr, ai->ai_addrlen);
@@ -231,8 +236,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
   free(p);
 }
 
-int dns_cache_resolve(dns_cache_t *c, const char *host, uint16_t port,
-                      dns_cb cb, void *arg, dns_query_t **qout)
+int dns_cache_resolve(dns_cache_t *c, const char *host, uint16_t port, dns_cb cb, void *arg,
+                      dns_query_t **qout)
 {
   pending_t *p = NULL;
   for (p = c->pending; p != NULL; p = p->next)

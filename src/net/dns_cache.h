@@ -6,7 +6,9 @@
  * are kept for a short TTL (the resolver's own TTLs are not visible through
  * getaddrinfo). Concurrent resolutions of one host share one getaddrinfo
  * call. Failures are not cached. Literal IPv4/IPv6 addresses never reach
- * the resolver.
+ * the resolver. Whatever the addresses, http_client checks each one against
+ * its endpoint policy when it dials it (addr_policy.h), so neither the
+ * cache nor a later re-resolution can smuggle in a forbidden address.
  */
 #ifndef GRANTD_NET_DNS_CACHE_H
 #define GRANTD_NET_DNS_CACHE_H
@@ -48,8 +50,7 @@ void dns_cache_free(dns_cache_t *c);
  * older than the TTL.
  * @return 0 with *out filled (port set), or GRANTD_ENOT_FOUND (ask
  *   dns_cache_resolve()). */
-int dns_cache_lookup(dns_cache_t *c, const char *host, uint16_t port,
-                     dns_addrs_t *out);
+int dns_cache_lookup(dns_cache_t *c, const char *host, uint16_t port, dns_addrs_t *out);
 
 /* Resolves `host` through uv_getaddrinfo (joining a call already running
  * for it) and caches a success.
@@ -57,8 +58,14 @@ int dns_cache_lookup(dns_cache_t *c, const char *host, uint16_t port,
  *   dns_query_cancel()).
  * @return 0 (cb runs exactly once from a loop callback, unless cancelled),
  *   or a libuv error from uv_getaddrinfo (cb never runs). */
-int dns_cache_resolve(dns_cache_t *c, const char *host, uint16_t port,
-                      dns_cb cb, void *arg, dns_query_t **q);
+int dns_cache_resolve(dns_cache_t *c, const char *host, uint16_t port, dns_cb cb, void *arg,
+                      dns_query_t **q);
+
+/* Stores `addrs` (ports ignored) as the resolution of `host`, exactly as a
+ * getaddrinfo answer would be stored: it is served for ttl_ms, then
+ * resolved again. For tests that need a name with particular addresses
+ * (several families, a later re-resolution to different ones). */
+void dns_cache_put(dns_cache_t *c, const char *host, const dns_addrs_t *addrs);
 
 /* Drops a query before its callback ran; the callback never runs. */
 void dns_query_cancel(dns_query_t *q);

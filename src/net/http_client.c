@@ -17,7 +17,10 @@
 #include "base/url.h"
 #include "net/http_client_int.h"
 
-static uint64_t or_default(uint64_t v, uint64_t d) { return v ? v : d; }
+static uint64_t or_default(uint64_t v, uint64_t d)
+{
+  return v ? v : d;
+}
 
 http_client_t *http_client_new(uv_loop_t *loop, const http_client_opts_t *opts)
 {
@@ -50,8 +53,8 @@ http_client_t *http_client_new(uv_loop_t *loop, const http_client_opts_t *opts)
 
 static int is_tchar(int ch)
 {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-         (ch >= '0' && ch <= '9') || (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch));
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
 static int valid_token(const char *s)
@@ -77,25 +80,29 @@ static int valid_value(const char *s)
 /* Headers the client writes itself. */
 static int reserved_header(const char *name)
 {
-  return strcasecmp(name, "Host") == 0 ||
-         strcasecmp(name, "Content-Length") == 0 ||
+  return strcasecmp(name, "Host") == 0 || strcasecmp(name, "Content-Length") == 0 ||
          strcasecmp(name, "Transfer-Encoding") == 0;
 }
 
-static int serialize(const http_client_t *c, const http_request_t *req,
-                     const url_t *u, const char *method, buf_t *out)
+static int serialize(const http_client_t *c, const http_request_t *req, const url_t *u,
+                     const char *method, buf_t *out)
 {
   int have_ua = 0;
   for (size_t i = 0; i < req->nheaders; i++) {
     const http_client_header_t *h = &req->headers[i];
-    if (!valid_token(h->name) || !valid_value(h->value) ||
-        reserved_header(h->name))
+    if (!valid_token(h->name) || !valid_value(h->value) || reserved_header(h->name))
       return GRANTD_EINVALID;
     if (strcasecmp(h->name, "User-Agent") == 0)
       have_ua = 1;
   }
   if (req->body_len > 0 && req->body == NULL)
     return GRANTD_EINVALID;
+  /* One allocation for the whole request: the request line, Host and
+   * User-Agent, each header and the body, plus room for the fixed text. */
+  size_t est = strlen(req->url) + strlen(c->user_agent) + req->body_len + 128;
+  for (size_t i = 0; i < req->nheaders; i++)
+    est += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 4;
+  buf_reserve(out, est);
   buf_printf(out, "%s ", method);
   url_request_target(u, out);
   buf_puts(out, " HTTP/1.1\r\nHost: ");
@@ -105,8 +112,8 @@ static int serialize(const http_client_t *c, const http_request_t *req,
     buf_printf(out, "User-Agent: %s\r\n", c->user_agent);
   for (size_t i = 0; i < req->nheaders; i++)
     buf_printf(out, "%s: %s\r\n", req->headers[i].name, req->headers[i].value);
-  if (req->body_len > 0 || strcmp(method, "POST") == 0 ||
-      strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0)
+  if (req->body_len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+      strcmp(method, "PATCH") == 0)
     buf_printf(out, "Content-Length: %zu\r\n", req->body_len);
   buf_puts(out, "\r\n");
   if (req->body_len > 0)
@@ -184,8 +191,7 @@ static void on_req_timeout(uv_timer_t *t)
 
 /* ---- public API -------------------------------------------------------- */
 
-int http_client_request(http_client_t *c, const http_request_t *req,
-                        http_client_cb cb, void *arg,
+int http_client_request(http_client_t *c, const http_request_t *req, http_client_cb cb, void *arg,
                         http_client_handle_t **handle)
 {
   if (c->closing)
@@ -262,8 +268,7 @@ void http_client_cancel(http_client_handle_t *r)
   hc__dispatch_all(c);
 }
 
-const char *http_response_header(const http_response_t *resp,
-                                 const char *name)
+const char *http_response_header(const http_response_t *resp, const char *name)
 {
   if (resp == NULL || name == NULL)
     return NULL;
@@ -342,8 +347,7 @@ void http_client_get_stats(const http_client_t *c, http_client_stats_t *out)
   out->dns_hits = d->hits;
 }
 
-int http_client_origin_stats(const http_client_t *c, const char *url,
-                             http_origin_stats_t *out)
+int http_client_origin_stats(const http_client_t *c, const char *url, http_origin_stats_t *out)
 {
   memset(out, 0, sizeof(*out));
   url_t u;
@@ -351,8 +355,8 @@ int http_client_origin_stats(const http_client_t *c, const char *url,
   if (rc != 0)
     return rc;
   int https = strcmp(u.scheme, "https") == 0;
-  hc_origin_t *o = hc__origin_find((http_client_t *)c, u.host, u.port, https,
-                                   https ? c->opts.tls : NULL);
+  hc_origin_t *o =
+    hc__origin_find((http_client_t *)c, u.host, u.port, https, https ? c->opts.tls : NULL);
   url_free(&u);
   if (o == NULL)
     return GRANTD_ENOT_FOUND;

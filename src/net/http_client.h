@@ -22,6 +22,16 @@
  * needed but max_total is reached, an idle connection of another origin is
  * closed to make room.
  *
+ * Redirects are never followed: a 3xx response is handed to the callback
+ * like any other, so a server cannot steer a request (and its credentials)
+ * to another host, or past the endpoint policy.
+ *
+ * Endpoint policy (SSRF guard). Each resolved address is checked against
+ * opts.endpoint_policy immediately before it is dialled - on every new
+ * connection, whether the addresses came from the DNS cache or a fresh
+ * resolution - so a name that re-resolves to a forbidden address is
+ * refused as well. Pooled connections were checked when they were dialled.
+ *
  * Never resend what may have reached the server. Token requests are not
  * idempotent (a refresh may rotate the token at the server), so a request
  * is sent at most once: only a request that provably never left (the write
@@ -48,6 +58,12 @@
  *
  * Errors delivered to callbacks (err != 0):
  *   GRANTD_EDNS             the host did not resolve
+ *   GRANTD_EENDPOINT_FORBIDDEN every address of the host is one the
+ *                           endpoint policy forbids (loopback, private,
+ *                           link-local ...: addr_policy.h); nothing was
+ *                           dialled. A host with allowed addresses too
+ *                           dials only those (failing with ECONNECT if
+ *                           none answers).
  *   GRANTD_ECONNECT         every resolved address refused or was
  *                           unreachable (the libuv cause is logged at debug
  *                           level; one code so callers need not list
@@ -73,6 +89,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "net/addr_policy.h"
 #include "net/tls.h"
 
 typedef struct http_client_s http_client_t;
@@ -103,6 +120,11 @@ typedef struct {
   /* Allow plain http:// URLs (local testing). Otherwise they are refused
    * with GRANTD_EINSECURE_URL. */
   int allow_insecure_http;
+  /* Which addresses may be dialled (borrowed: must outlive the client).
+   * NULL: the default policy, public unicast addresses only. Every
+   * resolved address is checked right before its connect; forbidden ones
+   * are skipped (see addr_policy.h). */
+  const addr_policy_t *endpoint_policy;
   unsigned max_per_origin;
   unsigned max_total;
   uint64_t idle_timeout_ms;
@@ -146,8 +168,8 @@ typedef struct {
 /* The outcome handed to the callback. Every pointer is valid only for the
  * duration of the callback (copy what you keep). */
 typedef struct {
-  int status;      /* HTTP status; 0 when err != 0 */
-  int http_minor;  /* 0 or 1 (HTTP/1.x) */
+  int status;                          /* HTTP status; 0 when err != 0 */
+  int http_minor;                      /* 0 or 1 (HTTP/1.x) */
   const http_client_header_t *headers; /* in arrival order */
   size_t nheaders;
   const char *body; /* NUL-terminated ("" when empty; never NULL) */
@@ -164,8 +186,7 @@ typedef struct {
  * never NULL: on failure it has status 0, no headers, an empty body and a
  * meaningful may_have_been_sent. The callback may start new requests, cancel
  * others or close the client. */
-typedef void (*http_client_cb)(const http_response_t *resp, int err,
-                               void *arg);
+typedef void (*http_client_cb)(const http_response_t *resp, int err, void *arg);
 
 /* Creates a client. `opts` is copied (NULL = all defaults).
  * @return the client (free it with http_client_close()). Never NULL. */
@@ -179,8 +200,7 @@ http_client_t *http_client_new(uv_loop_t *loop, const http_client_opts_t *opts);
  *   (http:// not allowed), GRANTD_ECONFIG (https without any TLS context),
  *   GRANTD_EINVALID (bad method or header), GRANTD_ESHUTDOWN (client
  *   closing). */
-int http_client_request(http_client_t *c, const http_request_t *req,
-                        http_client_cb cb, void *arg,
+int http_client_request(http_client_t *c, const http_request_t *req, http_client_cb cb, void *arg,
                         http_client_handle_t **handle);
 
 /* Cancels a request whose callback has not run yet: its callback runs
@@ -190,8 +210,7 @@ void http_client_cancel(http_client_handle_t *h);
 
 /* Case-insensitive lookup of a response header; the first match's value or
  * NULL. Valid for the callback's duration. */
-const char *http_response_header(const http_response_t *resp,
-                                 const char *name);
+const char *http_response_header(const http_response_t *resp, const char *name);
 
 typedef void (*http_client_close_cb)(void *arg);
 
@@ -219,6 +238,7 @@ typedef struct {
   uint64_t tls_resumed;   /* TLS handshakes, resumed */
   uint64_t dns_lookups;   /* uv_getaddrinfo calls made */
   uint64_t dns_hits;      /* resolutions served from the cache */
+  uint64_t forbidden;     /* connections refused: every address forbidden */
   unsigned conns;         /* gauge: open connections (any state) */
   unsigned idle;          /* gauge: pooled idle connections */
   unsigned inflight;      /* gauge: requests written, not yet complete */
@@ -230,7 +250,7 @@ void http_client_get_stats(const http_client_t *c, http_client_stats_t *out);
 
 /* Per-origin gauges. */
 typedef struct {
-  unsigned conns;    /* open connections (idle + busy + connecting) */
+  unsigned conns; /* open connections (idle + busy + connecting) */
   unsigned idle;
   unsigned inflight; /* requests written, not complete */
   unsigned queued;   /* requests waiting for a connection */
@@ -239,7 +259,6 @@ typedef struct {
 /* Gauges of the origin of `url` (with the client's TLS context).
  * @return 0, GRANTD_EBAD_URL, or GRANTD_ENOT_FOUND (no request went to that
  *   origin yet; *out zeroed). */
-int http_client_origin_stats(const http_client_t *c, const char *url,
-                             http_origin_stats_t *out);
+int http_client_origin_stats(const http_client_t *c, const char *url, http_origin_stats_t *out);
 
 #endif

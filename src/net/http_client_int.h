@@ -17,18 +17,30 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "net/addr_policy.h"
 #include "net/dns_cache.h"
 #include "net/http_client.h"
 
 #define HC_MAX_HEADERS 100 /* response headers kept; more is ETOO_LARGE */
+/* Bytes reserved for an answer's headers: one 488-byte buffer (see
+ * buf_reserve's sizes), enough for most answers, grown only by long ones. */
+#define HC_HBUF_INITIAL 480
+/* Header offsets are 16-bit: hbuf never grows past the header cap. */
+_Static_assert(HTTP_CLIENT_MAX_HEADER_BYTES <= 65536, "hoff[] holds 16-bit offsets");
 
 /* Intrusive circular doubly-linked list. */
 typedef struct hc_link_s {
   struct hc_link_s *prev, *next;
 } hc_link_t;
 
-static inline void hc_list_init(hc_link_t *l) { l->prev = l->next = l; }
-static inline int hc_list_empty(const hc_link_t *l) { return l->next == l; }
+static inline void hc_list_init(hc_link_t *l)
+{
+  l->prev = l->next = l;
+}
+static inline int hc_list_empty(const hc_link_t *l)
+{
+  return l->next == l;
+}
 static inline void hc_list_unlink(hc_link_t *e)
 {
   e->prev->next = e->next;
@@ -42,8 +54,14 @@ static inline void hc_list_insert_after(hc_link_t *at, hc_link_t *e)
   at->next->prev = e;
   at->next = e;
 }
-static inline void hc_list_push_front(hc_link_t *l, hc_link_t *e) { hc_list_insert_after(l, e); }
-static inline void hc_list_push_back(hc_link_t *l, hc_link_t *e) { hc_list_insert_after(l->prev, e); }
+static inline void hc_list_push_front(hc_link_t *l, hc_link_t *e)
+{
+  hc_list_insert_after(l, e);
+}
+static inline void hc_list_push_back(hc_link_t *l, hc_link_t *e)
+{
+  hc_list_insert_after(l->prev, e);
+}
 
 typedef struct hc_origin_s hc_origin_t;
 typedef struct hc_conn_s hc_conn_t;
@@ -74,19 +92,19 @@ struct http_client_handle_s {
   int status;
   int minor;
   buf_t hbuf;                        /* "name\0value\0" pairs */
-  uint32_t hoff[2 * HC_MAX_HEADERS]; /* offsets into hbuf (headers are capped at 64 KiB) */
+  uint16_t hoff[2 * HC_MAX_HEADERS]; /* offsets into hbuf (headers are capped at 64 KiB) */
   unsigned nh;                       /* complete headers */
   int hstate;                        /* 0 none, 1 in name, 2 in value */
   buf_t body;
 };
 
 typedef enum {
-  HC_CONN_START,     /* waiting for the kick timer */
+  HC_CONN_START, /* waiting for the kick timer */
   HC_CONN_RESOLVING,
   HC_CONN_CONNECTING,
   HC_CONN_HANDSHAKE,
-  HC_CONN_IDLE,      /* pooled, reading to notice a close */
-  HC_CONN_BUSY,      /* serving conn->req */
+  HC_CONN_IDLE, /* pooled, reading to notice a close */
+  HC_CONN_BUSY, /* serving conn->req */
   HC_CONN_CLOSING
 } hc_conn_state_t;
 
@@ -95,23 +113,25 @@ struct hc_conn_s {
   hc_link_t idle_link; /* origin->idle while idle (head = most recent) */
   hc_origin_t *o;
   hc_conn_state_t state;
-  int connecting;      /* counted in origin->nconnecting */
-  stream_t *s;         /* the stream in use (TCP or TLS over TCP) */
-  stream_t *tcp;       /* the TCP stream under s once connected */
-  uv_timer_t timer;    /* kick, connect, handshake or idle timeout */
-  unsigned pending;    /* open handles: freed at 0 once closing */
+  int connecting;   /* counted in origin->nconnecting */
+  stream_t *s;      /* the stream in use (TCP or TLS over TCP) */
+  stream_t *tcp;    /* the TCP stream under s once connected */
+  uv_timer_t timer; /* kick, connect, handshake or idle timeout */
+  unsigned pending; /* open handles: freed at 0 once closing */
   dns_query_t *dnsq;
   dns_addrs_t addrs;
   unsigned addr_i;
-  int last_err;        /* the last connect error, for the log */
-  hc_req_t *req;       /* while busy */
+  int last_err;       /* the last connect error, for the log */
+  unsigned dialled;   /* addresses connected to (attempts started) */
+  unsigned forbidden; /* addresses the endpoint policy refused */
+  hc_req_t *req;      /* while busy */
   llhttp_t parser;
-  int perr;            /* error chosen by a parser callback */
-  int complete;        /* the response is complete */
-  int keep;            /* llhttp_should_keep_alive() at completion */
-  int used;            /* served a request before */
-  int writing;         /* a write is in flight (conn->out) */
-  buf_t out;           /* request bytes being written (wiped after) */
+  int perr;     /* error chosen by a parser callback */
+  int complete; /* the response is complete */
+  int keep;     /* llhttp_should_keep_alive() at completion */
+  int used;     /* served a request before */
+  int writing;  /* a write is in flight (conn->out) */
+  buf_t out;    /* request bytes being written (wiped after) */
 };
 
 struct hc_origin_s {
@@ -148,10 +168,10 @@ void hc__req_finish(hc_req_t *r, int err);
 void hc__client_unref(http_client_t *c);
 
 /* http_client_pool.c */
-hc_origin_t *hc__origin_find(http_client_t *c, const char *host,
-                             uint16_t port, int https, tls_client_ctx_t *tls);
-hc_origin_t *hc__origin_get(http_client_t *c, const char *host,
-                            uint16_t port, int https, tls_client_ctx_t *tls);
+hc_origin_t *hc__origin_find(http_client_t *c, const char *host, uint16_t port, int https,
+                             tls_client_ctx_t *tls);
+hc_origin_t *hc__origin_get(http_client_t *c, const char *host, uint16_t port, int https,
+                            tls_client_ctx_t *tls);
 void hc__origin_free(hc_origin_t *o);
 /* Queues r at the tail (or head when `front`). */
 void hc__enqueue(hc_origin_t *o, hc_req_t *r, int front);

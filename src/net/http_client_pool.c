@@ -17,20 +17,19 @@
 #include "base/mem.h"
 #include "net/http_client_int.h"
 
-hc_origin_t *hc__origin_find(http_client_t *c, const char *host,
-                             uint16_t port, int https, tls_client_ctx_t *tls)
+hc_origin_t *hc__origin_find(http_client_t *c, const char *host, uint16_t port, int https,
+                             tls_client_ctx_t *tls)
 {
   for (hc_link_t *l = c->origins.next; l != &c->origins; l = l->next) {
     hc_origin_t *o = container_of(l, hc_origin_t, link);
-    if (o->port == port && o->https == https && o->tls == tls &&
-        strcmp(o->host, host) == 0)
+    if (o->port == port && o->https == https && o->tls == tls && strcmp(o->host, host) == 0)
       return o;
   }
   return NULL;
 }
 
-hc_origin_t *hc__origin_get(http_client_t *c, const char *host,
-                            uint16_t port, int https, tls_client_ctx_t *tls)
+hc_origin_t *hc__origin_get(http_client_t *c, const char *host, uint16_t port, int https,
+                            tls_client_ctx_t *tls)
 {
   hc_origin_t *o = hc__origin_find(c, host, port, https, tls);
   if (o != NULL)
@@ -151,8 +150,7 @@ void hc__dispatch(hc_origin_t *o)
 
 void hc__dispatch_all(http_client_t *c)
 {
-  for (hc_link_t *l = c->origins.next; l != &c->origins && !c->closing;
-       l = l->next) {
+  for (hc_link_t *l = c->origins.next; l != &c->origins && !c->closing; l = l->next) {
     hc_origin_t *o = container_of(l, hc_origin_t, link);
     if (o->nqueued > 0)
       hc__dispatch(o);

@@ -10,8 +10,10 @@
  * Request life cycle:
  *   1. headers complete  -> opts.on_headers(req, arg) (optional): may look at
  *      method/path/headers, choose the body limit (http_req_set_body_limit)
- *      and attach data (http_req_set_data). It runs inside the parser, so
- *      it must not respond, close the server or block.
+ *      and attach data (http_req_set_data), or refuse the request at once
+ *      with http_req_reject() (e.g. 401/404/405 before a large body is
+ *      read). It runs inside the parser, so it must not respond otherwise,
+ *      close the server or block.
  *   2. body complete     -> opts.handler(req, arg), outside the parser.
  *   3. the handler, now or from any later loop callback, calls http_respond()
  *      or http_respond_ex() exactly once. From that call on, `req` and every
@@ -30,7 +32,10 @@
  * Server-generated errors carry {"error":"<code>","message":"<text>"} and
  * close the connection: 400 bad_request (parse error), 408 request_timeout
  * (a request started but did not complete within request_timeout_ms),
- * 413 payload_too_large, 431 headers_too_large, 503 too_many_connections.
+ * 413 payload_too_large, 431 headers_too_large, 503 too_many_connections,
+ * 503 server_busy (with Retry-After) when accepting a body would take the
+ * bytes of request bodies held at once, over all connections, above
+ * max_buffered_bytes.
  * An idle keep-alive connection is closed silently after idle_timeout_ms.
  * After a server-initiated close the connection is drained ("lingering
  * close") for a short while so the client reads the error instead of a TCP
@@ -85,30 +90,43 @@ typedef void (*http_headers_cb)(http_req_t *req, void *arg);
  * http_respond*() (the handler's call) or from the server itself for its
  * own errors; http_req_data() is still readable. Not called for responses
  * to requests whose client has gone. */
-typedef void (*http_response_cb)(const http_req_t *req, int status,
-                                 uint64_t latency_us, void *arg);
+typedef void (*http_response_cb)(const http_req_t *req, int status, uint64_t latency_us, void *arg);
 /* Wraps an accepted TCP stream (e.g. tls_server_wrap_hook). Returns the
  * stream to use (it now owns `tcp`), or NULL to refuse the connection (the
  * server then closes `tcp`). */
 typedef stream_t *(*http_wrap_cb)(void *arg, stream_t *tcp);
+/* Receives a streamed request body piece by piece (http_req_stream_body):
+ * `data`/`len` is the next piece (valid during the call only). It runs
+ * inside the parser, under the same rules as on_headers (no response, no
+ * close), and may call http_req_pause_body(). A final call with data NULL
+ * says the request ended before its body did (client gone, timeout, parse
+ * error, server close): the handler will not be called and `req` is
+ * invalid once the call returns. After the last piece of a complete body
+ * the handler is called as usual (http_req_body() is then empty). */
+typedef void (*http_body_cb)(http_req_t *req, const char *data, size_t len, void *arg);
 /* Runs once when http_server_close() has closed every handle. */
 typedef void (*http_server_close_cb)(void *arg);
 
 typedef struct {
-  const char *host;            /* numeric IPv4/IPv6 address; NULL = "127.0.0.1" */
-  unsigned port;               /* 0 = ephemeral (see http_server_port()) */
-  size_t max_header_bytes;     /* request line + headers; 0 = 16 KiB (-> 431) */
-  size_t max_body_bytes;       /* default body limit; 0 = 64 KiB (-> 413) */
-  unsigned max_connections;    /* 0 = 1024; beyond -> 503 and close */
-  unsigned idle_timeout_ms;    /* keep-alive idle; 0 = 60000 */
-  unsigned request_timeout_ms; /* first byte to complete request; 0 = 10000 (-> 408) */
-  unsigned max_pipelined;      /* unwritten responses per connection before
-                                  reading pauses; 0 = 64 */
-  http_handler_cb handler;     /* required */
-  void *handler_arg;           /* passed to handler, on_headers, on_response */
-  http_headers_cb on_headers;  /* optional */
+  const char *host;             /* numeric IPv4/IPv6 address; NULL = "127.0.0.1" */
+  unsigned port;                /* 0 = ephemeral (see http_server_port()) */
+  size_t max_header_bytes;      /* request line + headers; 0 = 16 KiB (-> 431) */
+  size_t max_body_bytes;        /* default body limit; 0 = 64 KiB (-> 413) */
+  unsigned max_connections;     /* 0 = 1024; beyond -> 503 and close */
+  unsigned idle_timeout_ms;     /* keep-alive idle; 0 = 60000 */
+  unsigned request_timeout_ms;  /* first byte to complete request; 0 = 10000 (-> 408) */
+  unsigned max_pipelined;       /* unwritten responses per connection before
+                                   reading pauses; 0 = 64 */
+  size_t max_buffered_bytes;    /* request body bytes held at once, all
+                                   connections (received, or reserved for a
+                                   declared Content-Length, until the
+                                   response is written); 0 = 256 MiB
+                                   (-> 503 server_busy) */
+  http_handler_cb handler;      /* required */
+  void *handler_arg;            /* passed to handler, on_headers, on_response */
+  http_headers_cb on_headers;   /* optional */
   http_response_cb on_response; /* optional (metrics, access log) */
-  http_wrap_cb wrap;           /* optional */
+  http_wrap_cb wrap;            /* optional */
   void *wrap_arg;
 } http_server_opts_t;
 
@@ -116,8 +134,7 @@ typedef struct {
  * @param out the server on success.
  * @return 0; GRANTD_EINVALID (no handler, bad host); or the libuv error of
  *   bind/listen (e.g. UV_EADDRINUSE). On error nothing is left open. */
-int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts,
-                      http_server_t **out);
+int http_server_start(uv_loop_t *loop, const http_server_opts_t *opts, http_server_t **out);
 
 /* The bound port (useful with port 0). */
 unsigned http_server_port(const http_server_t *srv);
@@ -137,8 +154,7 @@ void http_server_stop_accepting(http_server_t *srv);
  * runs once, from a loop callback, after every handle was closed; the
  * server is freed right after it returns. Later calls (before cb) are
  * ignored. */
-void http_server_close(http_server_t *srv, unsigned timeout_ms,
-                       http_server_close_cb cb, void *arg);
+void http_server_close(http_server_t *srv, unsigned timeout_ms, http_server_close_cb cb, void *arg);
 
 /* ---- requests (valid from on_headers/handler until http_respond*) ----- */
 
@@ -174,6 +190,46 @@ void http_req_set_data(http_req_t *req, void *data);
 /* Sets this request's body limit; only meaningful from on_headers. A body
  * over the limit is answered 413 and the handler is not called. */
 void http_req_set_body_limit(http_req_t *req, size_t limit);
+/* 1 when the request announced a body (Content-Length > 0 or chunked).
+ * Meaningful from on_headers on. */
+int http_req_has_body(const http_req_t *req);
+/* From on_headers only: answers the request at once with this response
+ * (arguments as for http_respond_ex(); copied), without reading its body
+ * and without calling the handler. The response carries
+ * "Connection: close"; the connection reads nothing more (what the client
+ * still sends is drained briefly and discarded) and closes after it.
+ * opts.on_response reports it like any response. */
+void http_req_reject(http_req_t *req, int status, const char *content_type, const char *body,
+                     size_t len, const char *extra_headers);
+/* From on_headers only: the body is not buffered but handed to `cb` as it
+ * arrives (see http_body_cb). The body limit still applies (413); the
+ * bytes are not counted in max_buffered_bytes, since the server holds
+ * none of them: the sink bounds what it keeps. While a streamed body is
+ * arriving, the request timeout counts from the last piece received
+ * (slow bodies are fine, stalled ones get 408), and not at all while
+ * reading is paused. */
+void http_req_stream_body(http_req_t *req, http_body_cb cb, void *arg);
+/* Back-pressure for a streamed body: stops reading the connection's socket
+ * at once (the rest of the bytes already read are still handed over),
+ * until http_req_resume_body() or the end of the body. Callable from the
+ * sink or any loop callback; a no-op unless req's body is being streamed
+ * (so also once the body is complete or the client is gone). */
+void http_req_pause_body(http_req_t *req);
+void http_req_resume_body(http_req_t *req);
+/* Counts n more bytes held for req (e.g. a streamed body's sink keeping an
+ * answer it builds) in the server's total of max_buffered_bytes, until req
+ * is freed. Returns 0, or -1 when that would go over the cap (nothing is
+ * counted). Always 0 once the client is gone. */
+int http_req_hold(http_req_t *req, size_t n);
+/* Ends a request whose body is being streamed before the body is read, with
+ * the server's own error answer for `status` (413 payload_too_large, 503
+ * server_busy with Retry-After, 400 ...; "Connection: close"): the sink gets
+ * its final call (data NULL) and the handler is not called. From the sink
+ * it takes effect once the sink returns; from any other loop callback at
+ * once. A no-op unless req's body is being streamed. */
+void http_req_end_body(http_req_t *req, int status);
+/* Bytes of request bodies the server holds now (see max_buffered_bytes). */
+size_t http_server_buffered_bytes(const http_server_t *srv);
 
 /* ---- responses --------------------------------------------------------- */
 
@@ -184,15 +240,15 @@ void http_req_set_body_limit(http_req_t *req, size_t limit);
  * response on the connection has been. Afterwards req is invalid (see the
  * life cycle). If the client has gone, the response is dropped and req
  * freed. */
-void http_respond(http_req_t *req, int status, const char *content_type,
-                  const char *body, size_t len);
+void http_respond(http_req_t *req, int status, const char *content_type, const char *body,
+                  size_t len);
 
 /* Like http_respond() with extra header lines: `extra_headers` is NULL or a
  * string of complete lines, each "Name: value\r\n" (e.g. Location,
  * WWW-Authenticate, Retry-After, Cache-Control). It must not contain
  * Content-Length, Connection or Transfer-Encoding. */
-void http_respond_ex(http_req_t *req, int status, const char *content_type,
-                     const char *body, size_t len, const char *extra_headers);
+void http_respond_ex(http_req_t *req, int status, const char *content_type, const char *body,
+                     size_t len, const char *extra_headers);
 
 /* Standard reason phrase of a status ("OK", "Not Found"; "Unknown"). */
 const char *http_status_text(int status);

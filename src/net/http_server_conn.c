@@ -1,7 +1,8 @@
 /*
- * http_server_conn.c - one inbound HTTP/1.1 connection: llhttp parsing,
+ * http_server_conn.c - one inbound HTTP/1.1 connection: driving llhttp,
  * the ordered response queue, timeouts and back-pressure (see
- * http_server.h for the contract, http_server_int.h for the structures).
+ * http_server.h for the contract, http_server_int.h for the structures;
+ * the request objects and llhttp's callbacks are in http_server_parse.c).
  *
  * Parsing: llhttp's on_message_complete returns HPE_PAUSED, so each
  * llhttp_execute() stops right after one request; the handler is then called
@@ -17,6 +18,10 @@
  *
  * Back-pressure: while max_pipelined requests sit in the queue, the rest of
  * the input is kept (copied) and reading stops; writes completing resume it.
+ * A streamed body's sink may also pause reading (body_paused): reading
+ * stops at once, the bytes already read are still parsed and handed over,
+ * and nothing more is read until http_req_resume_body() or the end of the
+ * body; the request timer is off meanwhile.
  *
  * Timer: one uv_timer per connection with a role (http__timer_t) derived
  * from the state: a request arriving (request timeout -> 408), waiting for
@@ -36,255 +41,13 @@
 #include "base/mem.h"
 #include "net/http_server_int.h"
 
-/* Headers per request; more is answered 431 like an oversized block. */
-#define MAX_HEADERS 128
 /* How long input is drained after a server-initiated close, at most. */
 #define LINGER_MS 2000
-/* A recycled request keeps body buffers up to this size. */
-#define SPARE_BODY_MAX (64 * 1024)
 
-static void conn_arm(http__conn_t *c);
 static void conn_fail(http__conn_t *c, int status);
+static void conn_send_final(http__conn_t *c, http_req_t *r);
 static void conn_flush(http__conn_t *c);
 static void on_timer(uv_timer_t *t);
-
-/* ---- requests ------------------------------------------------------------ */
-
-static http_req_t *req_new(http__conn_t *c)
-{
-  http_req_t *r = c->spare;
-  if (r != NULL)
-    c->spare = NULL;
-  else
-    r = xcalloc(1, sizeof(*r));
-  r->conn = c;
-  r->st = HTTP__R_PARSING;
-  r->body_limit = c->srv->o.max_body_bytes;
-  r->start_ns = uv_hrtime();
-  r->method = "";
-  r->path = "";
-  return r;
-}
-
-void http__req_release(http__conn_t *c, http_req_t *r)
-{
-  if (r == NULL)
-    return;
-  /* Bodies hold secrets (client credentials, tokens): wipe what was used. */
-  if (r->body.data != NULL)
-    mem_wipe(r->body.data, r->body.len);
-  if (c != NULL && c->state == HTTP__C_OPEN && c->spare == NULL &&
-      r->body.cap <= SPARE_BODY_MAX) {
-    arena_reset(&r->arena);
-    arena_t arena = r->arena;
-    buf_t body = r->body;
-    buf_reset(&body);
-    memset(r, 0, sizeof(*r));
-    r->arena = arena;
-    r->body = body;
-    c->spare = r;
-    return;
-  }
-  buf_free(&r->body);
-  arena_free(&r->arena);
-  free(r);
-}
-
-static const char *req_dup(http_req_t *r, const char *p, size_t n)
-{
-  return n > 0 ? arena_strndup(&r->arena, p, n) : "";
-}
-
-static void queue_push(http__conn_t *c, http_req_t *r)
-{
-  r->next = NULL;
-  if (c->qtail != NULL)
-    c->qtail->next = r;
-  else
-    c->qhead = r;
-  c->qtail = r;
-  c->nqueued++;
-}
-
-/* ---- llhttp callbacks ---------------------------------------------------- */
-
-static int header_budget(http__conn_t *c, size_t n)
-{
-  c->header_bytes += n;
-  if (c->header_bytes > c->srv->o.max_header_bytes) {
-    c->parse_status = 431;
-    return HPE_USER;
-  }
-  return 0;
-}
-
-static int on_message_begin(llhttp_t *p)
-{
-  http__conn_t *c = p->data;
-  c->cur = req_new(c);
-  c->header_bytes = 0;
-  buf_reset(&c->url);
-  buf_reset(&c->field);
-  buf_reset(&c->value);
-  conn_arm(c);
-  return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t n)
-{
-  http__conn_t *c = p->data;
-  if (header_budget(c, n))
-    return HPE_USER;
-  buf_append(&c->url, at, n);
-  return 0;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t n)
-{
-  http__conn_t *c = p->data;
-  if (header_budget(c, n))
-    return HPE_USER;
-  buf_append(&c->field, at, n);
-  return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t n)
-{
-  http__conn_t *c = p->data;
-  if (header_budget(c, n))
-    return HPE_USER;
-  buf_append(&c->value, at, n);
-  return 0;
-}
-
-static int on_header_value_complete(llhttp_t *p)
-{
-  http__conn_t *c = p->data;
-  http_req_t *r = c->cur;
-  /* ": " and CRLF count towards the limit like the bytes around them. */
-  if (header_budget(c, 4))
-    return HPE_USER;
-  if (r->nheaders == MAX_HEADERS) {
-    c->parse_status = 431;
-    return HPE_USER;
-  }
-  if (r->nheaders == r->cap_headers) {
-    size_t cap = r->cap_headers ? r->cap_headers * 2 : 16;
-    http_header_t *h = arena_alloc(&r->arena, cap * sizeof(*h));
-    if (r->nheaders > 0)
-      memcpy(h, r->headers, r->nheaders * sizeof(*h));
-    r->headers = h;
-    r->cap_headers = cap;
-  }
-  size_t vn = c->value.len;
-  while (vn > 0 && (c->value.data[vn - 1] == ' ' || c->value.data[vn - 1] == '\t'))
-    vn--;
-  http_header_t *h = &r->headers[r->nheaders++];
-  h->name = req_dup(r, c->field.data, c->field.len);
-  h->name_len = c->field.len;
-  h->value = req_dup(r, c->value.data, vn);
-  h->value_len = vn;
-  buf_reset(&c->field);
-  buf_reset(&c->value);
-  return 0;
-}
-
-static void on_continue_written(stream_t *s, int status, void *arg)
-{
-  /* A failure shows up again on the next read or response write. */
-  (void)s;
-  (void)status;
-  (void)arg;
-}
-
-static int on_headers_complete(llhttp_t *p)
-{
-  http__conn_t *c = p->data;
-  http_req_t *r = c->cur;
-  http_server_t *srv = c->srv;
-  if (header_budget(c, 2))
-    return -1;
-  r->method = llhttp_method_name((llhttp_method_t)p->method);
-  r->minor = p->http_major == 1 ? p->http_minor : 0;
-  r->keep_alive = llhttp_should_keep_alive(p);
-  const char *u = c->url.data != NULL ? c->url.data : "";
-  const char *q = memchr(u, '?', c->url.len);
-  if (q != NULL) {
-    r->path = req_dup(r, u, (size_t)(q - u));
-    r->query = req_dup(r, q + 1, c->url.len - (size_t)(q - u) - 1);
-  } else {
-    r->path = req_dup(r, u, c->url.len);
-    r->query = NULL;
-  }
-  r->headers_done = 1;
-  if (p->upgrade) {
-    if (p->method == HTTP_CONNECT) {
-      c->parse_status = 400;
-      return -1;
-    }
-    /* "Upgrade: h2c" and the like are offers a server may ignore (RFC 9110
-     * 7.8); clearing the flag makes llhttp read the body normally. */
-    p->upgrade = 0;
-  }
-  if (srv->o.on_headers != NULL)
-    srv->o.on_headers(r, srv->o.handler_arg);
-  int has_len = (p->flags & F_CONTENT_LENGTH) != 0 && !(p->flags & F_CHUNKED);
-  if (has_len && p->content_length > r->body_limit) {
-    c->parse_status = 413;
-    return -1;
-  }
-  if (has_len && p->content_length > 0)
-    buf_reserve(&r->body, (size_t)p->content_length);
-  int has_body = (p->flags & F_CHUNKED) || (has_len && p->content_length > 0);
-  const char *expect = http_req_header(r, "expect");
-  if (expect != NULL && has_body && r->minor >= 1 && c->npending == 0 &&
-      strcasecmp(expect, "100-continue") == 0) {
-    /* No response is outstanding, so the interim one cannot overtake any.
-     * With one outstanding we say nothing: the client sends the body after
-     * its own delay. */
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
-    stream_write(c->s, &b, 1, on_continue_written, NULL);
-  }
-  return 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t n)
-{
-  http__conn_t *c = p->data;
-  http_req_t *r = c->cur;
-  if (n > r->body_limit - r->body.len) {
-    c->parse_status = 413;
-    return HPE_USER;
-  }
-  buf_append(&r->body, at, n);
-  return 0;
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-  http__conn_t *c = p->data;
-  http_req_t *r = c->cur;
-  c->cur = NULL;
-  r->st = HTTP__R_PENDING;
-  queue_push(c, r);
-  c->npending++;
-  if (!r->keep_alive || c->srv->closing)
-    c->stop_parsing = 1;
-  c->completed = r;
-  return HPE_PAUSED;
-}
-
-const llhttp_settings_t http__settings = {
-  .on_message_begin = on_message_begin,
-  .on_url = on_url,
-  .on_header_field = on_header_field,
-  .on_header_value = on_header_value,
-  .on_header_value_complete = on_header_value_complete,
-  .on_headers_complete = on_headers_complete,
-  .on_body = on_body,
-  .on_message_complete = on_message_complete,
-};
 
 /* ---- reading and parsing ------------------------------------------------- */
 
@@ -324,7 +87,10 @@ static void conn_parse(http__conn_t *c, const char *data, size_t len)
     if (e == HPE_OK)
       return;
     if (e != HPE_PAUSED) {
-      conn_fail(c, c->parse_status != 0 ? c->parse_status : 400);
+      if (c->cur != NULL && c->cur->rejected)
+        conn_send_final(c, c->cur);
+      else
+        conn_fail(c, c->parse_status != 0 ? c->parse_status : 400);
       return;
     }
     const char *pos = llhttp_get_error_pos(&c->parser);
@@ -333,7 +99,13 @@ static void conn_parse(http__conn_t *c, const char *data, size_t len)
     data = pos;
     http_req_t *r = c->completed;
     c->completed = NULL;
-    conn_arm(c);
+    if (c->body_paused) {
+      /* A streamed body paused at its last piece: the body is complete,
+       * so the connection reads on (the handler takes over). */
+      c->body_paused = 0;
+      conn_read_start(c); /* on failure r is detached; its handler still runs */
+    }
+    http__conn_arm(c);
     srv->o.handler(r, srv->o.handler_arg);
   }
 }
@@ -350,8 +122,26 @@ static void conn_resume(http__conn_t *c)
       conn_parse(c, in.data, in.len);
     buf_wipe_free(&in);
   }
-  if (c->saved.len == 0)
+  if (c->saved.len == 0 && !c->body_paused)
     conn_read_start(c);
+}
+
+void http__conn_pause(http__conn_t *c)
+{
+  if (c->body_paused || c->state != HTTP__C_OPEN)
+    return;
+  c->body_paused = 1;
+  conn_read_stop(c);
+  http__conn_arm(c);
+}
+
+void http__conn_unpause(http__conn_t *c)
+{
+  if (!c->body_paused || c->state != HTTP__C_OPEN)
+    return;
+  c->body_paused = 0;
+  http__conn_arm(c);
+  conn_resume(c);
 }
 
 static void on_read(stream_t *s, ssize_t nread, const char *data)
@@ -380,8 +170,7 @@ static void conn_finish(http__conn_t *c)
    * until the client closes, for a short while. */
   c->state = HTTP__C_LINGER;
   c->tkind = HTTP__T_LINGER;
-  unsigned ms = c->srv->o.request_timeout_ms < LINGER_MS ? c->srv->o.request_timeout_ms
-                                                         : LINGER_MS;
+  unsigned ms = c->srv->o.request_timeout_ms < LINGER_MS ? c->srv->o.request_timeout_ms : LINGER_MS;
   uv_timer_start(&c->timer, on_timer, ms, 0);
   conn_read_start(c);
 }
@@ -441,35 +230,76 @@ void http__conn_responded(http__conn_t *c, http_req_t *r)
   if (r->close_after)
     c->stop_parsing = 1;
   conn_flush(c);
-  conn_arm(c);
+  http__conn_arm(c);
+}
+
+/* Queues r's built response as the connection's last: nothing more is
+ * parsed, input is drained after it is written, then the connection
+ * closes. r is c->cur or a fresh request. */
+static void conn_send_final(http__conn_t *c, http_req_t *r)
+{
+  if (c->cur == r)
+    c->cur = NULL;
+  http__req_stream_abort(r); /* its body will never be complete */
+  c->body_paused = 0;
+  c->stop_parsing = 1;
+  c->linger = 1;
+  http__req_unhold(r); /* its body will never be read */
+  r->close_after = 1;
+  r->st = HTTP__R_READY;
+  http__report(c->srv, r->headers_done ? r : NULL, r->status);
+  http__queue_push(c, r);
+  buf_wipe_free(&c->saved);
+  conn_flush(c);
+  http__conn_arm(c);
 }
 
 static void conn_fail(http__conn_t *c, int status)
 {
-  const char *code, *msg;
+  const char *code, *msg, *extra = NULL;
   switch (status) {
-  case 408: code = "request_timeout"; msg = "the request was not received in time"; break;
-  case 413: code = "payload_too_large"; msg = "the request body is too large"; break;
-  case 431: code = "headers_too_large"; msg = "the request headers are too large"; break;
-  case 503: code = "too_many_connections"; msg = "too many open connections"; break;
-  default: status = 400; code = "bad_request"; msg = "malformed HTTP request"; break;
+  case 408:
+    code = "request_timeout";
+    msg = "the request was not received in time";
+    break;
+  case 413:
+    code = "payload_too_large";
+    msg = "the request body is too large";
+    break;
+  case 431:
+    code = "headers_too_large";
+    msg = "the request headers are too large";
+    break;
+  case 503:
+    if (c->cur != NULL && c->cur->headers_done) {
+      /* Refused at a request's body: the server holds too many bytes. */
+      code = "server_busy";
+      msg = "too many request bytes are being held; retry later";
+      extra = "Retry-After: 1\r\n";
+    } else {
+      code = "too_many_connections";
+      msg = "too many open connections";
+    }
+    break;
+  default:
+    status = 400;
+    code = "bad_request";
+    msg = "malformed HTTP request";
+    break;
   }
-  c->stop_parsing = 1;
-  c->linger = 1;
   http_req_t *r = c->cur;
-  c->cur = NULL;
   if (r == NULL)
-    r = req_new(c);
+    r = http__req_new(c);
   char body[160];
   int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%s\"}", code, msg);
-  http__build_response(r, status, "application/json", body, (size_t)n, NULL, 1);
-  r->close_after = 1;
-  r->st = HTTP__R_READY;
-  http__report(c->srv, r->headers_done ? r : NULL, status);
-  queue_push(c, r);
-  buf_wipe_free(&c->saved);
-  conn_flush(c);
-  conn_arm(c);
+  http__build_response(r, status, "application/json", body, (size_t)n, extra, 1);
+  conn_send_final(c, r);
+}
+
+void http__conn_fail_cur(http__conn_t *c, int status)
+{
+  if (c->state == HTTP__C_OPEN && c->cur != NULL)
+    conn_fail(c, status);
 }
 
 /* ---- timer --------------------------------------------------------------- */
@@ -485,13 +315,15 @@ static void on_timer(uv_timer_t *t)
     http__conn_close(c);
 }
 
-static void conn_arm(http__conn_t *c)
+void http__conn_arm(http__conn_t *c)
 {
   if (c->state != HTTP__C_OPEN)
     return;
   http__timer_t k;
   uint64_t ms = 0;
-  if (c->cur != NULL) {
+  if (c->cur != NULL && c->body_paused) {
+    k = HTTP__T_NONE; /* waiting for the server, not for the client */
+  } else if (c->cur != NULL) {
     k = HTTP__T_REQUEST;
     ms = c->srv->o.request_timeout_ms;
   } else if (c->npending > 0) {
@@ -509,6 +341,12 @@ static void conn_arm(http__conn_t *c)
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
+void http__conn_progress(http__conn_t *c)
+{
+  if (c->state == HTTP__C_OPEN && c->tkind == HTTP__T_REQUEST)
+    uv_timer_start(&c->timer, on_timer, c->srv->o.request_timeout_ms, 0);
+}
+
 /* ---- life cycle ---------------------------------------------------------- */
 
 static void conn_part_closed(http__conn_t *c)
@@ -522,8 +360,14 @@ static void conn_part_closed(http__conn_t *c)
   http__server_conn_gone(c->srv, c); /* frees c */
 }
 
-static void on_stream_closed(stream_t *s) { conn_part_closed(s->data); }
-static void on_timer_closed(uv_handle_t *h) { conn_part_closed(h->data); }
+static void on_stream_closed(stream_t *s)
+{
+  conn_part_closed(s->data);
+}
+static void on_timer_closed(uv_handle_t *h)
+{
+  conn_part_closed(h->data);
+}
 
 void http__conn_start(http_server_t *srv, stream_t *s, int refuse)
 {
@@ -551,7 +395,7 @@ void http__conn_start(http_server_t *srv, stream_t *s, int refuse)
   if (refuse)
     conn_fail(c, 503);
   else
-    conn_arm(c);
+    http__conn_arm(c);
 }
 
 void http__conn_drain(http__conn_t *c)
@@ -566,7 +410,7 @@ void http__conn_drain(http__conn_t *c)
   http__req_release(NULL, c->cur);
   c->cur = NULL;
   buf_wipe_free(&c->saved);
-  conn_arm(c);
+  http__conn_arm(c);
 }
 
 void http__conn_close(http__conn_t *c)
@@ -591,6 +435,7 @@ void http__conn_close(http__conn_t *c)
       last = r;
       n++;
     } else if (r->st == HTTP__R_PENDING) {
+      http__req_unhold(r); /* the server may be freed before r */
       r->conn = NULL;
       r->gone = 1;
     } else {

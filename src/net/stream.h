@@ -33,24 +33,34 @@ typedef void (*stream_close_cb)(stream_t *s);
 typedef struct {
   int (*read_start)(stream_t *s, stream_read_cb cb);
   int (*read_stop)(stream_t *s);
-  int (*write)(stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
-               stream_write_cb cb, void *arg);
+  int (*write)(stream_t *s, const uv_buf_t *bufs, unsigned nbufs, stream_write_cb cb, void *arg);
   void (*close)(stream_t *s, stream_close_cb cb);
 } stream_vtbl_t;
 
 struct stream_s {
   const stream_vtbl_t *vt;
   uv_loop_t *loop;
-  void *data;  /* the user's; never touched by implementations */
-  int error;   /* sticky error, 0 while healthy */
+  void *data; /* the user's; never touched by implementations */
+  int error;  /* sticky error, 0 while healthy */
 };
 
-static inline int stream_read_start(stream_t *s, stream_read_cb cb) { return s->vt->read_start(s, cb); }
-static inline int stream_read_stop(stream_t *s) { return s->vt->read_stop(s); }
-static inline int stream_write(stream_t *s, const uv_buf_t *bufs, unsigned n,
-                               stream_write_cb cb, void *arg)
-{ return s->vt->write(s, bufs, n, cb, arg); }
-static inline void stream_close(stream_t *s, stream_close_cb cb) { s->vt->close(s, cb); }
+static inline int stream_read_start(stream_t *s, stream_read_cb cb)
+{
+  return s->vt->read_start(s, cb);
+}
+static inline int stream_read_stop(stream_t *s)
+{
+  return s->vt->read_stop(s);
+}
+static inline int stream_write(stream_t *s, const uv_buf_t *bufs, unsigned n, stream_write_cb cb,
+                               void *arg)
+{
+  return s->vt->write(s, bufs, n, cb, arg);
+}
+static inline void stream_close(stream_t *s, stream_close_cb cb)
+{
+  s->vt->close(s, cb);
+}
 
 /* A plain TCP stream. stream_tcp_new() initialises the handle on `loop`
  * (uv_tcp_init), ready for uv_accept() into stream_tcp_handle() or for
@@ -60,7 +70,6 @@ uv_tcp_t *stream_tcp_handle(stream_t *s);
 
 typedef void (*stream_connect_cb)(stream_t *s, int status, void *arg);
 /* Connects to `addr`; cb runs exactly once unless an error is returned. */
-int stream_tcp_connect(stream_t *s, const struct sockaddr *addr,
-                       stream_connect_cb cb, void *arg);
+int stream_tcp_connect(stream_t *s, const struct sockaddr *addr, stream_connect_cb cb, void *arg);
 
 #endif

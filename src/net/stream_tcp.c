@@ -101,8 +101,8 @@ static void on_write(uv_write_t *req, int status)
   free(w);
 }
 
-static int tcp_write(stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
-                     stream_write_cb cb, void *arg)
+static int tcp_write(stream_t *s, const uv_buf_t *bufs, unsigned nbufs, stream_write_cb cb,
+                     void *arg)
 {
   tcp_stream_t *t = from_base(s);
   if (t->closing)
@@ -181,8 +181,7 @@ static void on_connect(uv_connect_t *req, int status)
     cb(&t->base, status, t->connect_arg);
 }
 
-int stream_tcp_connect(stream_t *s, const struct sockaddr *addr,
-                       stream_connect_cb cb, void *arg)
+int stream_tcp_connect(stream_t *s, const struct sockaddr *addr, stream_connect_cb cb, void *arg)
 {
   tcp_stream_t *t = from_base(s);
   if (t->closing)

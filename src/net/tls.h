@@ -18,7 +18,8 @@
  *   code such as UV_ECONNRESET).
  * - Handshake failures are GRANTD_ETLS_UNTRUSTED (chain does not lead to a
  *   trust anchor, or any other certificate chain error),
- *   GRANTD_ETLS_HOSTNAME (no name in the certificate matches),
+ *   GRANTD_ETLS_HOSTNAME (no name in the certificate matches, or for an
+ *   IP-address host no iPAddress subjectAltName equal to it),
  *   GRANTD_ETLS_EXPIRED (a certificate is expired or not yet valid) or
  *   GRANTD_ETLS_HANDSHAKE (anything else, e.g. no common suite, a fatal
  *   alert from the peer). Record/protocol errors after the handshake are
@@ -75,11 +76,13 @@ typedef void (*tls_handshake_cb)(stream_t *s, int status, void *arg);
  * bundle holds that BearSSL cannot decode are skipped. Reads the files with
  * blocking I/O: call at start-up or configuration time only.
  * @param out the new context on success (free with tls_client_ctx_free()).
+ * Files must be regular files of at most 8 MiB (base/file.h).
  * @return 0; a negated errno (UV_ENOENT ...) when a file cannot be read;
+ *   GRANTD_EFILE_NOT_REGULAR (FIFO, device, directory) or
+ *   GRANTD_EFILE_TOO_LARGE;
  *   GRANTD_ECONFIG when a named file holds no usable certificate or no
  *   anchor at all was loaded. */
-int tls_client_ctx_new(tls_client_ctx_t **out, const char *bundle_file,
-                       const char *extra_ca_file);
+int tls_client_ctx_new(tls_client_ctx_t **out, const char *bundle_file, const char *extra_ca_file);
 
 /* Creates a context trusting everything `base` trusts plus the certificates
  * in `extra_ca_file` (a provider's own CA file). base's decoded anchors are
@@ -89,6 +92,11 @@ int tls_client_ctx_new(tls_client_ctx_t **out, const char *bundle_file,
  * @return 0, or the errors of tls_client_ctx_new(). */
 int tls_client_ctx_derive(tls_client_ctx_t **out, tls_client_ctx_t *base,
                           const char *extra_ca_file);
+/* Like tls_client_ctx_derive() with the extra certificates given as PEM
+ * text (e.g. read off the loop with file_read_async()); no file I/O.
+ * @return 0, or GRANTD_ECONFIG when the text holds no usable certificate. */
+int tls_client_ctx_derive_pem(tls_client_ctx_t **out, tls_client_ctx_t *base, const char *pem,
+                              size_t len);
 
 /* Drops the caller's reference; the context is freed (its cached session
  * secrets wiped) when no stream uses it any more. NULL is ignored. */
@@ -111,7 +119,11 @@ const tls_stats_t *tls_client_ctx_stats(const tls_client_ctx_t *ctx);
 
 /* Starts a TLS client over `inner` (connected; its read side not started).
  * The ClientHello carries SNI = server_name; the server's chain is
- * validated against ctx's anchors and for server_name. If ctx holds a
+ * validated against ctx's anchors and for server_name. When server_name is
+ * an IPv4 or IPv6 literal (no brackets), no SNI is sent (RFC 6066) and
+ * the end-entity certificate must carry an iPAddress subjectAltName equal
+ * to that address (x509_ip.h); otherwise its dNSName entries are matched.
+ * Either mismatch is GRANTD_ETLS_HOSTNAME. If ctx holds a
  * session for "server_name:port" it is offered for resumption, and a newly
  * negotiated session is cached under that key.
  * @param server_name host name to send and verify (copied; required).
@@ -123,9 +135,8 @@ const tls_stats_t *tls_client_ctx_stats(const tls_client_ctx_t *ctx);
  *   found while starting (e.g. the first inner write failing) are reported
  *   through cb / the reader like any other. s->loop is inner->loop; the
  *   wrapper sets inner->data for itself. */
-stream_t *tls_client_wrap(tls_client_ctx_t *ctx, stream_t *inner,
-                          const char *server_name, unsigned port,
-                          tls_handshake_cb cb, void *arg);
+stream_t *tls_client_wrap(tls_client_ctx_t *ctx, stream_t *inner, const char *server_name,
+                          unsigned port, tls_handshake_cb cb, void *arg);
 
 /* ---- server ------------------------------------------------------------ */
 
@@ -135,8 +146,7 @@ stream_t *tls_client_wrap(tls_client_ctx_t *ctx, stream_t *inner,
  * sessions) so clients can resume. Blocking file I/O: start-up only.
  * @return 0; a negated errno when a file cannot be read; GRANTD_ECONFIG when
  *   the chain or the key cannot be decoded. */
-int tls_server_ctx_new(tls_server_ctx_t **out, const char *chain_file,
-                       const char *key_file);
+int tls_server_ctx_new(tls_server_ctx_t **out, const char *chain_file, const char *key_file);
 
 /* Drops the caller's reference (freed, key wiped, when no stream uses it
  * any more). NULL is ignored. */

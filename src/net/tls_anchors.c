@@ -14,42 +14,49 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/file.h"
 #include "base/mem.h"
 #include "net/tls_int.h"
 
 int tls__read_file(const char *path, buf_t *b)
 {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL)
-    return -errno;
-  char chunk[8192];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    buf_append(b, chunk, n);
-  int err = ferror(f) ? -EIO : 0;
-  fclose(f);
-  mem_wipe(chunk, sizeof chunk);
-  return err;
+  int sys = 0;
+  int rc = file_read(path, TLS_FILE_MAX, b, &sys);
+  if (rc == GRANTD_EFILE_UNREADABLE)
+    return sys != 0 ? -sys : -EIO;
+  return rc;
 }
 
 /* Called once per PEM object with its name and DER bytes; returns 0 to go
  * on or an error to stop. */
-typedef int (*pem_obj_fn)(const char *name, const unsigned char *der,
-                          size_t len, void *arg);
+typedef int (*pem_obj_fn)(const char *name, const unsigned char *der, size_t len, void *arg);
 
 static void pem_append(void *dest, const void *src, size_t len)
 {
   buf_append(dest, src, len);
 }
 
+static int pem_each(const char *data, size_t len, pem_obj_fn fn, void *arg);
+
 /* Decodes every PEM object of the file in order. @return 0, -errno,
- * GRANTD_ECONFIG for malformed PEM, or the first error of fn. */
+ * GRANTD_EFILE_NOT_REGULAR / _TOO_LARGE, GRANTD_ECONFIG for malformed
+ * PEM, or the first error of fn. */
 static int pem_each_in_file(const char *path, pem_obj_fn fn, void *arg)
 {
-  buf_t file = BUF_INIT, der = BUF_INIT;
+  buf_t file = BUF_INIT;
   int err = tls__read_file(path, &file);
-  if (err < 0)
-    goto done;
+  if (err == 0)
+    err = pem_each(file.data ? file.data : "", file.len, fn, arg);
+  buf_wipe_free(&file);
+  return err;
+}
+
+/* The same over PEM text in memory. */
+static int pem_each(const char *data, size_t len, pem_obj_fn fn, void *arg)
+{
+  buf_t file = BUF_INIT, der = BUF_INIT;
+  int err = 0;
+  buf_append(&file, data, len);
   /* A final newline lets the decoder see the last END line even when the
    * file lacks one. */
   buf_putc(&file, '\n');
@@ -77,17 +84,13 @@ static int pem_each_in_file(const char *path, pem_obj_fn fn, void *arg)
       br_pem_decoder_setdest(&pc, NULL, NULL);
       in_obj = 0;
       break;
-    case BR_PEM_ERROR:
-      err = GRANTD_ECONFIG;
-      break;
-    default:
-      break;
+    case BR_PEM_ERROR: err = GRANTD_ECONFIG; break;
+    default: break;
     }
   }
   if (err == 0 && in_obj)
     err = GRANTD_ECONFIG; /* truncated object */
-done:
-  buf_wipe_free(&der); /* may have held a private key */
+  buf_wipe_free(&der);    /* may have held a private key */
   buf_wipe_free(&file);
   return err;
 }
@@ -104,8 +107,7 @@ static void *dup_or_empty(const void *p, size_t n)
   return n ? xmemdup(p, n) : xmalloc(1);
 }
 
-static int anchor_from_cert(const char *name, const unsigned char *der,
-                            size_t len, void *arg)
+static int anchor_from_cert(const char *name, const unsigned char *der, size_t len, void *arg)
 {
   struct anchors_load *st = arg;
   if (strcmp(name, "CERTIFICATE") != 0 && strcmp(name, "X509 CERTIFICATE") != 0)
@@ -161,6 +163,16 @@ int tls__anchors_load(tls__anchors_t *a, const char *path)
   return a->n > before ? 0 : GRANTD_ECONFIG;
 }
 
+int tls__anchors_load_pem(tls__anchors_t *a, const char *pem, size_t len)
+{
+  struct anchors_load st = {a, 0};
+  size_t before = a->n;
+  int err = pem_each(pem, len, anchor_from_cert, &st);
+  if (err < 0)
+    return err;
+  return a->n > before ? 0 : GRANTD_ECONFIG;
+}
+
 void tls__anchors_free(tls__anchors_t *a)
 {
   for (size_t i = 0; i < a->n; i++) {
@@ -179,8 +191,7 @@ void tls__anchors_free(tls__anchors_t *a)
 
 /* ---- certificate chains -------------------------------------------------- */
 
-static int chain_add(const char *name, const unsigned char *der, size_t len,
-                     void *arg)
+static int chain_add(const char *name, const unsigned char *der, size_t len, void *arg)
 {
   tls__chain_t *c = arg;
   if (strcmp(name, "CERTIFICATE") != 0 && strcmp(name, "X509 CERTIFICATE") != 0)
@@ -216,8 +227,7 @@ void tls__chain_free(tls__chain_t *c)
 /* ---- private keys -------------------------------------------------------- */
 
 /* Copies n bytes into the key's block at *off; returns where they went. */
-static unsigned char *key_put(tls__key_t *k, size_t *off, const void *p,
-                              size_t n)
+static unsigned char *key_put(tls__key_t *k, size_t *off, const void *p, size_t n)
 {
   unsigned char *dst = k->mem + *off;
   memcpy(dst, p, n);
@@ -225,14 +235,13 @@ static unsigned char *key_put(tls__key_t *k, size_t *off, const void *p,
   return dst;
 }
 
-static int key_take(const char *name, const unsigned char *der, size_t len,
-                    void *arg)
+static int key_take(const char *name, const unsigned char *der, size_t len, void *arg)
 {
   tls__key_t *k = arg;
   if (k->type != 0)
     return 0; /* the first key wins */
-  if (strcmp(name, "PRIVATE KEY") != 0 && strcmp(name, "RSA PRIVATE KEY") != 0
-      && strcmp(name, "EC PRIVATE KEY") != 0)
+  if (strcmp(name, "PRIVATE KEY") != 0 && strcmp(name, "RSA PRIVATE KEY") != 0 &&
+      strcmp(name, "EC PRIVATE KEY") != 0)
     return 0;
 
   br_skey_decoder_context dc;

@@ -40,12 +40,12 @@ typedef struct {
 
 struct tls_client_ctx_s {
   int refs;
-  tls_client_ctx_t *base;   /* derived contexts: whose anchors we share */
-  tls__anchors_t own;       /* anchors this context decoded (owns memory) */
+  tls_client_ctx_t *base;    /* derived contexts: whose anchors we share */
+  tls__anchors_t own;        /* anchors this context decoded (owns memory) */
   br_x509_trust_anchor *tas; /* all anchors: own.v, or a merged array */
   size_t ntas;
-  int merged;               /* tas is a separate array to free */
-  int64_t fixed_time;       /* 0 = wall clock */
+  int merged;         /* tas is a separate array to free */
+  int64_t fixed_time; /* 0 = wall clock */
   tls_stats_t stats;
   tls_sess_t *sess;
   size_t nsess;
@@ -69,8 +69,7 @@ static void sess_drop_at(tls_client_ctx_t *ctx, size_t i)
   mem_wipe(&ctx->sess[ctx->nsess], sizeof ctx->sess[0]);
 }
 
-static void sess_put(tls_client_ctx_t *ctx, const char *origin,
-                     const br_ssl_session_parameters *p)
+static void sess_put(tls_client_ctx_t *ctx, const char *origin, const br_ssl_session_parameters *p)
 {
   tls_sess_t *e = sess_find(ctx, origin);
   if (e == NULL) {
@@ -119,8 +118,7 @@ static int load_opt(tls__anchors_t *a, const char *path)
   return tls__anchors_load(a, path);
 }
 
-int tls_client_ctx_new(tls_client_ctx_t **out, const char *bundle_file,
-                       const char *extra_ca_file)
+int tls_client_ctx_new(tls_client_ctx_t **out, const char *bundle_file, const char *extra_ca_file)
 {
   tls__impls(); /* choose the algorithm implementations now, once */
   tls_client_ctx_t *ctx = xcalloc(1, sizeof *ctx);
@@ -140,12 +138,13 @@ int tls_client_ctx_new(tls_client_ctx_t **out, const char *bundle_file,
   return 0;
 }
 
-int tls_client_ctx_derive(tls_client_ctx_t **out, tls_client_ctx_t *base,
-                          const char *extra_ca_file)
+/* A context trusting base plus what load() added to own. */
+static int derive(tls_client_ctx_t **out, tls_client_ctx_t *base, const char *path, const char *pem,
+                  size_t len)
 {
   tls_client_ctx_t *ctx = xcalloc(1, sizeof *ctx);
   ctx->refs = 1;
-  int err = load_opt(&ctx->own, extra_ca_file);
+  int err = pem != NULL ? tls__anchors_load_pem(&ctx->own, pem, len) : load_opt(&ctx->own, path);
   if (err < 0) {
     ctx_unref(ctx);
     return err;
@@ -163,6 +162,17 @@ int tls_client_ctx_derive(tls_client_ctx_t **out, tls_client_ctx_t *base,
     memcpy(ctx->tas + base->ntas, ctx->own.v, ctx->own.n * sizeof *ctx->tas);
   *out = ctx;
   return 0;
+}
+
+int tls_client_ctx_derive(tls_client_ctx_t **out, tls_client_ctx_t *base, const char *extra_ca_file)
+{
+  return derive(out, base, extra_ca_file, NULL, 0);
+}
+
+int tls_client_ctx_derive_pem(tls_client_ctx_t **out, tls_client_ctx_t *base, const char *pem,
+                              size_t len)
+{
+  return derive(out, base, NULL, pem != NULL ? pem : "", len);
 }
 
 void tls_client_ctx_free(tls_client_ctx_t *ctx)
@@ -192,9 +202,8 @@ static void client_hs_done(tls__conn_t *c)
   tls_client_ctx_t *ctx = c->u.cl.ctx;
   br_ssl_session_parameters sp;
   br_ssl_engine_get_session_parameters(c->eng, &sp);
-  c->resumed = c->u.cl.offered_len > 0
-               && sp.session_id_len == c->u.cl.offered_len
-               && memcmp(sp.session_id, c->u.cl.offered_id, sp.session_id_len) == 0;
+  c->resumed = c->u.cl.offered_len > 0 && sp.session_id_len == c->u.cl.offered_len &&
+               memcmp(sp.session_id, c->u.cl.offered_id, sp.session_id_len) == 0;
   if (c->resumed) {
     ctx->stats.resumed++;
   } else {
@@ -220,6 +229,8 @@ static void client_hs_failed(tls__conn_t *c, int err)
 
 static void client_release(tls__conn_t *c)
 {
+  if (c->u.cl.ip_host)
+    x509_ip_reset(&c->u.cl.xip);
   free(c->u.cl.origin);
   ctx_unref(c->u.cl.ctx);
 }
@@ -228,10 +239,10 @@ static void client_release(tls__conn_t *c)
  * suites and using the implementations chosen once (tls__impls()):
  * init_full probes the CPU for every algorithm family on every call, which
  * was ~20% of a resumed handshake's CPU here. */
-static void client_profile(tls__conn_t *c, tls_client_ctx_t *ctx)
+static void client_profile(tls__conn_t *c, tls_client_ctx_t *ctx, const uint8_t *ip, size_t ip_len)
 {
   static const br_hash_class *const hashes[] = {
-    &br_md5_vtable, &br_sha1_vtable, &br_sha224_vtable,
+    &br_md5_vtable,    &br_sha1_vtable,   &br_sha224_vtable,
     &br_sha256_vtable, &br_sha384_vtable, &br_sha512_vtable,
   };
   const tls__impls_t *im = tls__impls();
@@ -244,7 +255,16 @@ static void client_profile(tls__conn_t *c, tls_client_ctx_t *ctx)
     br_ssl_engine_set_hash(c->eng, id, hashes[id - br_md5_ID]);
     br_x509_minimal_set_hash(xc, id, hashes[id - br_md5_ID]);
   }
-  br_ssl_engine_set_x509(c->eng, &xc->vtable);
+  c->u.cl.ip_host = 0; /* the union is not zeroed (tls__conn_new) */
+  if (ip_len > 0) {
+    /* An IP-literal host: the minimal engine validates the chain without
+     * a name, the wrapper checks the iPAddress subjectAltName. */
+    x509_ip_init(&c->u.cl.xip, xc, ip, ip_len);
+    c->u.cl.ip_host = 1;
+    br_ssl_engine_set_x509(c->eng, &c->u.cl.xip.vtable);
+  } else {
+    br_ssl_engine_set_x509(c->eng, &xc->vtable);
+  }
   br_ssl_engine_set_rsavrfy(c->eng, im->rsa_vrfy);
   br_ssl_engine_set_ec(c->eng, im->ec);
   br_ssl_engine_set_ecdsa(c->eng, im->ecdsa_vrfy);
@@ -254,12 +274,13 @@ static void client_profile(tls__conn_t *c, tls_client_ctx_t *ctx)
 }
 
 static const tls__side_t client_side = {
-  client_hs_done, client_hs_failed, client_release,
+  client_hs_done,
+  client_hs_failed,
+  client_release,
 };
 
-stream_t *tls_client_wrap(tls_client_ctx_t *ctx, stream_t *inner,
-                          const char *server_name, unsigned port,
-                          tls_handshake_cb cb, void *arg)
+stream_t *tls_client_wrap(tls_client_ctx_t *ctx, stream_t *inner, const char *server_name,
+                          unsigned port, tls_handshake_cb cb, void *arg)
 {
   if (server_name == NULL || server_name[0] == '\0')
     return NULL;
@@ -274,7 +295,9 @@ stream_t *tls_client_wrap(tls_client_ctx_t *ctx, stream_t *inner,
   snprintf(c->u.cl.origin, olen, "%s:%u", server_name, port & 0xffffu);
   c->u.cl.offered_len = 0;
 
-  client_profile(c, ctx);
+  uint8_t ip[16];
+  size_t ip_len = x509_ip_parse_host(server_name, ip);
+  client_profile(c, ctx, ip, ip_len);
 
   int64_t now = ctx->fixed_time ? ctx->fixed_time : (int64_t)time(NULL);
   if (now < 0)
@@ -291,7 +314,9 @@ stream_t *tls_client_wrap(tls_client_ctx_t *ctx, stream_t *inner,
     c->u.cl.offered_len = e->params.session_id_len;
     resume = 1;
   }
-  int ok = br_ssl_client_reset(&c->u.cl.cc, server_name, resume);
+  /* No SNI for an IP address (RFC 6066 section 3), and then no name for
+   * the minimal engine to match either: x509_ip checks the address. */
+  int ok = br_ssl_client_reset(&c->u.cl.cc, ip_len ? NULL : server_name, resume);
   tls__conn_start(c, ok ? 0 : GRANTD_ETLS_HANDSHAKE);
   return &c->s;
 }

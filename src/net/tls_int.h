@@ -15,6 +15,7 @@
 
 #include "base/buf.h"
 #include "net/tls.h"
+#include "net/x509_ip.h"
 
 /* ---- PEM decoding (tls_anchors.c) ---------------------------------------- */
 
@@ -28,6 +29,8 @@ typedef struct {
  * undecodable certificates are skipped. @return 0, -errno, or
  * GRANTD_ECONFIG when the file holds no usable certificate. */
 int tls__anchors_load(tls__anchors_t *a, const char *path);
+/* The same from PEM text in memory. */
+int tls__anchors_load_pem(tls__anchors_t *a, const char *pem, size_t len);
 void tls__anchors_free(tls__anchors_t *a);
 
 /* A certificate chain (DER, leaf first) read from a PEM file. */
@@ -54,7 +57,10 @@ typedef struct {
 int tls__key_load(tls__key_t *k, const char *path);
 void tls__key_free(tls__key_t *k);
 
-/* Reads a whole file into b (blocking). @return 0 or -errno. */
+/* Reads a whole PEM file into b (blocking), by base/file.h's rule: a
+ * regular file of at most TLS_FILE_MAX bytes. @return 0, -errno when it
+ * cannot be read, GRANTD_EFILE_NOT_REGULAR or GRANTD_EFILE_TOO_LARGE. */
+#define TLS_FILE_MAX ((size_t)8 << 20)
 int tls__read_file(const char *path, buf_t *b);
 
 /* ---- connections (tls_stream.c) ------------------------------------------ */
@@ -84,20 +90,19 @@ struct tls__conn_s {
   stream_read_cb read_cb;
   stream_close_cb close_cb;
 
-  tls__wreq_t *q_head, **q_tail;   /* user writes not fully in the engine */
+  tls__wreq_t *q_head, **q_tail;      /* user writes not fully in the engine */
   tls__wreq_t *sealed, **sealed_tail; /* in the engine, awaiting an inner write */
-  tls__wreq_t *done;  /* finished, callbacks not yet run (status set) */
+  tls__wreq_t *done;                  /* finished, callbacks not yet run (status set) */
 
   buf_t in;        /* ciphertext the engine has not taken yet */
   size_t in_off;   /* consumed prefix of `in` */
   const char *bin; /* borrowed inner read data during the inner read cb */
   size_t bin_len;
-  int in_status;   /* the inner read side ended with this (UV_EOF ...) */
+  int in_status; /* the inner read side ended with this (UV_EOF ...) */
 
-  unsigned reading : 1, hs_done : 1, hs_reported : 1, read_reported : 1,
-      inner_busy : 1, inner_paused : 1, in_pump : 1, again : 1,
-      idle_on : 1, closing : 1, close_started : 1, resumed : 1,
-      is_client : 1, writes_failed : 1;
+  unsigned reading : 1, hs_done : 1, hs_reported : 1, read_reported : 1, inner_busy : 1,
+    inner_paused : 1, in_pump : 1, again : 1, idle_on : 1, closing : 1, close_started : 1,
+    resumed : 1, is_client : 1, writes_failed : 1;
   int pending_closes;
 
   union {
@@ -108,6 +113,8 @@ struct tls__conn_s {
       size_t offered_len;
       br_ssl_client_context cc;
       br_x509_minimal_context xc;
+      x509_ip_t xip; /* wraps xc for IP-literal hosts (x509_ip.h) */
+      int ip_host;   /* xip is in use */
     } cl;
     struct {
       tls_server_ctx_t *ctx;
@@ -132,7 +139,7 @@ typedef struct {
   br_rsa_pkcs1_vrfy rsa_vrfy;
   const br_ec_impl *ec;
   br_ecdsa_vrfy ecdsa_vrfy;
-  br_rsa_private rsa_priv;   /* server side */
+  br_rsa_private rsa_priv; /* server side */
   br_rsa_pkcs1_sign rsa_sign;
   br_ecdsa_sign ecdsa_sign;
 } tls__impls_t;

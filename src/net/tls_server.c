@@ -38,16 +38,14 @@ struct tls_server_ctx_s {
   tls_stats_t stats;
 };
 
-static void cache_save(const br_ssl_session_cache_class **ctx,
-                       br_ssl_server_context *sc,
+static void cache_save(const br_ssl_session_cache_class **ctx, br_ssl_server_context *sc,
                        const br_ssl_session_parameters *params)
 {
   srv_cache_t *cache = container_of(ctx, srv_cache_t, vtable);
   cache->lru.vtable->save(&cache->lru.vtable, sc, params);
 }
 
-static int cache_load(const br_ssl_session_cache_class **ctx,
-                      br_ssl_server_context *sc,
+static int cache_load(const br_ssl_session_cache_class **ctx, br_ssl_server_context *sc,
                       br_ssl_session_parameters *params)
 {
   srv_cache_t *cache = container_of(ctx, srv_cache_t, vtable);
@@ -61,7 +59,9 @@ static int cache_load(const br_ssl_session_cache_class **ctx,
 }
 
 static const br_ssl_session_cache_class srv_cache_class = {
-  sizeof(srv_cache_t), cache_save, cache_load,
+  sizeof(srv_cache_t),
+  cache_save,
+  cache_load,
 };
 
 static void ctx_unref(tls_server_ctx_t *ctx)
@@ -78,8 +78,7 @@ static void ctx_unref(tls_server_ctx_t *ctx)
   free(ctx);
 }
 
-int tls_server_ctx_new(tls_server_ctx_t **out, const char *chain_file,
-                       const char *key_file)
+int tls_server_ctx_new(tls_server_ctx_t **out, const char *chain_file, const char *key_file)
 {
   tls__impls();
   tls_server_ctx_t *ctx = xcalloc(1, sizeof *ctx);
@@ -122,8 +121,8 @@ static void server_hs_done(tls__conn_t *c)
 {
   br_ssl_session_parameters sp;
   br_ssl_engine_get_session_parameters(c->eng, &sp);
-  c->resumed = c->u.sv.loaded && sp.session_id_len == sizeof c->u.sv.loaded_id
-               && memcmp(sp.session_id, c->u.sv.loaded_id, sp.session_id_len) == 0;
+  c->resumed = c->u.sv.loaded && sp.session_id_len == sizeof c->u.sv.loaded_id &&
+               memcmp(sp.session_id, c->u.sv.loaded_id, sp.session_id_len) == 0;
   if (c->resumed)
     c->u.sv.ctx->stats.resumed++;
   else
@@ -143,13 +142,15 @@ static void server_release(tls__conn_t *c)
 }
 
 static const tls__side_t server_side = {
-  server_hs_done, server_hs_failed, server_release,
+  server_hs_done,
+  server_hs_failed,
+  server_release,
 };
 
 static void server_profile(tls__conn_t *c, tls_server_ctx_t *ctx)
 {
   static const br_hash_class *const hashes[] = {
-    &br_md5_vtable, &br_sha1_vtable, &br_sha224_vtable,
+    &br_md5_vtable,    &br_sha1_vtable,   &br_sha224_vtable,
     &br_sha256_vtable, &br_sha384_vtable, &br_sha512_vtable,
   };
   const tls__impls_t *im = tls__impls();
@@ -161,12 +162,11 @@ static void server_profile(tls__conn_t *c, tls_server_ctx_t *ctx)
   br_ssl_engine_set_ec(c->eng, im->ec); /* ECDHE */
   /* Signing only: ECDHE suites; no static RSA or ECDH key exchange. */
   if (ctx->key.type == BR_KEYTYPE_RSA)
-    br_ssl_server_set_single_rsa(sc, ctx->chain.v, ctx->chain.n, &ctx->key.rsa,
-                                 BR_KEYTYPE_SIGN, im->rsa_priv, im->rsa_sign);
+    br_ssl_server_set_single_rsa(sc, ctx->chain.v, ctx->chain.n, &ctx->key.rsa, BR_KEYTYPE_SIGN,
+                                 im->rsa_priv, im->rsa_sign);
   else
-    br_ssl_server_set_single_ec(sc, ctx->chain.v, ctx->chain.n, &ctx->key.ec,
-                                BR_KEYTYPE_SIGN, ctx->issuer_key_type, im->ec,
-                                im->ecdsa_sign);
+    br_ssl_server_set_single_ec(sc, ctx->chain.v, ctx->chain.n, &ctx->key.ec, BR_KEYTYPE_SIGN,
+                                ctx->issuer_key_type, im->ec, im->ecdsa_sign);
   tls__engine_setup(c);
 }
 

@@ -39,16 +39,6 @@
 #define TLS_IN_HIGH (64 * 1024)
 #define TLS_IN_LOW (16 * 1024)
 
-const uint16_t tls__suites[] = {
-  BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-  BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-  BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-  BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-  BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-  BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-};
-const size_t tls__nsuites = sizeof tls__suites / sizeof tls__suites[0];
-
 /* A user write: a copy of the uv_buf_t array (the bytes stay the user's
  * until the callback) and how far the engine has taken it. */
 struct tls__wreq_s {
@@ -251,8 +241,7 @@ static void pump_out(tls__conn_t *c)
       }
       /* If this flight ended the handshake, the callback reports it from
        * the loop. */
-      if (!c->hs_done && (br_ssl_engine_current_state(c->eng)
-                          & (BR_SSL_SENDAPP | BR_SSL_RECVAPP)))
+      if (!c->hs_done && (br_ssl_engine_current_state(c->eng) & (BR_SSL_SENDAPP | BR_SSL_RECVAPP)))
         schedule(c);
     } else {
       return;
@@ -363,13 +352,12 @@ static int step(tls__conn_t *c)
    * queued writes are done (http_server's back-pressure) would otherwise
    * wait forever for writes the engine cannot take while it holds the
    * next record's plaintext. */
-  if ((st & BR_SSL_RECVREC) && input_avail(c) > 0
-      && (c->reading || !c->hs_done)) {
+  if ((st & BR_SSL_RECVREC) && input_avail(c) > 0 && (c->reading || !c->hs_done)) {
     feed_records(c);
     return 1;
   }
-  if (c->in_status != 0 && input_avail(c) == 0 && !(st & BR_SSL_RECVAPP)
-      && !(st & BR_SSL_SENDREC)) {
+  if (c->in_status != 0 && input_avail(c) == 0 && !(st & BR_SSL_RECVAPP) &&
+      !(st & BR_SSL_SENDREC)) {
     /* The inner stream ended and the engine was not closed by a
      * close_notify: truncation (or the inner error). */
     set_error(c, c->in_status == UV_EOF ? GRANTD_ETLS_CLOSED : c->in_status);
@@ -542,8 +530,8 @@ static int tls_read_start(stream_t *s, stream_read_cb cb)
   /* Input may be waiting in the engine or in c->in (not fed while the
    * user was not reading), and may never be followed by more: nothing
    * else would pump it. */
-  if (c->s.error != 0 || input_avail(c) > 0
-      || (br_ssl_engine_current_state(c->eng) & BR_SSL_RECVAPP))
+  if (c->s.error != 0 || input_avail(c) > 0 ||
+      (br_ssl_engine_current_state(c->eng) & BR_SSL_RECVAPP))
     schedule(c);
   return 0;
 }
@@ -555,8 +543,8 @@ static int tls_read_stop(stream_t *s)
   return 0;
 }
 
-static int tls_write(stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
-                     stream_write_cb cb, void *arg)
+static int tls_write(stream_t *s, const uv_buf_t *bufs, unsigned nbufs, stream_write_cb cb,
+                     void *arg)
 {
   tls__conn_t *c = container_of(s, tls__conn_t, s);
   if (c->closing)
@@ -602,7 +590,10 @@ static void tls_close(stream_t *s, stream_close_cb cb)
 }
 
 static const stream_vtbl_t tls_vtbl = {
-  tls_read_start, tls_read_stop, tls_write, tls_close,
+  tls_read_start,
+  tls_read_stop,
+  tls_write,
+  tls_close,
 };
 
 /* ---- construction -------------------------------------------------------- */
@@ -623,52 +614,6 @@ tls__conn_t *tls__conn_new(stream_t *inner, const tls__side_t *side)
   uv_idle_init(c->s.loop, &c->idle);
   c->idle.data = c;
   return c;
-}
-
-const tls__impls_t *tls__impls(void)
-{
-  static tls__impls_t im;
-  static int done;
-  if (done)
-    return &im;
-  im.aes_ctr = br_aes_x86ni_ctr_get_vtable();
-  if (im.aes_ctr == NULL)
-    im.aes_ctr = &br_aes_ct64_ctr_vtable;
-  im.ghash = br_ghash_pclmul_get();
-  if (im.ghash == 0)
-    im.ghash = br_ghash_ctmul64;
-  im.chacha20 = br_chacha20_sse2_get();
-  if (im.chacha20 == 0)
-    im.chacha20 = br_chacha20_ct_run;
-  im.poly1305 = br_poly1305_ctmulq_get();
-  if (im.poly1305 == 0)
-    im.poly1305 = br_poly1305_ctmul_run;
-  im.rsa_vrfy = br_rsa_pkcs1_vrfy_get_default();
-  im.ec = br_ec_get_default();
-  im.ecdsa_vrfy = br_ecdsa_vrfy_asn1_get_default();
-  im.rsa_priv = br_rsa_private_get_default();
-  im.rsa_sign = br_rsa_pkcs1_sign_get_default();
-  im.ecdsa_sign = br_ecdsa_sign_asn1_get_default();
-  done = 1;
-  return &im;
-}
-
-void tls__engine_setup(tls__conn_t *c)
-{
-  const tls__impls_t *im = tls__impls();
-  br_ssl_engine_context *eng = c->eng;
-  br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
-  br_ssl_engine_set_suites(eng, tls__suites, tls__nsuites);
-  br_ssl_engine_set_prf_sha256(eng, &br_tls12_sha256_prf);
-  br_ssl_engine_set_prf_sha384(eng, &br_tls12_sha384_prf);
-  br_ssl_engine_set_gcm(eng, &br_sslrec_in_gcm_vtable, &br_sslrec_out_gcm_vtable);
-  br_ssl_engine_set_aes_ctr(eng, im->aes_ctr);
-  br_ssl_engine_set_ghash(eng, im->ghash);
-  br_ssl_engine_set_chapol(eng, &br_sslrec_in_chapol_vtable,
-                           &br_sslrec_out_chapol_vtable);
-  br_ssl_engine_set_chacha20(eng, im->chacha20);
-  br_ssl_engine_set_poly1305(eng, im->poly1305);
-  br_ssl_engine_set_buffer(eng, c->iobuf, sizeof c->iobuf, 0);
 }
 
 void tls__conn_start(tls__conn_t *c, int init_err)

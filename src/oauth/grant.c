@@ -18,8 +18,12 @@
 
 #include "base/b64.h"
 #include "base/err.h"
+#include "base/json.h"
 #include "base/mem.h"
+#include "base/clock.h"
 #include "base/url.h"
+#include "oauth/catalog.h"
+#include "oauth/client_assertion.h"
 
 typedef struct {
   const char *key;
@@ -34,14 +38,25 @@ typedef struct {
 
 /* Keys no configured parameter may set in a token or revocation body. */
 static const char *const token_protected[] = {
-  "grant_type", "code", "redirect_uri", "code_verifier", "refresh_token",
-  "username", "password", "token", "token_type_hint", "client_id",
-  "client_secret", NULL,
+  "grant_type",
+  "code",
+  "redirect_uri",
+  "code_verifier",
+  "refresh_token",
+  "username",
+  "password",
+  "token",
+  "token_type_hint",
+  "client_id",
+  "client_secret",
+  "client_assertion",
+  "client_assertion_type",
+  NULL,
 };
 
 /* Keys no configured parameter may set on an authorization URL. */
 static const char *const authorize_protected[] = {
-  "response_type", "client_id", "redirect_uri", "state", "code_challenge",
+  "response_type",         "client_id", "redirect_uri", "state", "code_challenge",
   "code_challenge_method", NULL,
 };
 
@@ -66,8 +81,7 @@ static void params_add(params_t *ps, const char *k, const char *v)
 
 /* Applies configured parameters: a protected key is ignored, an existing key
  * gets the new value in place, a new key is appended. */
-static void params_apply(params_t *ps, const kvlist_t *kv,
-                         const char *const *protected)
+static void params_apply(params_t *ps, const kvlist_t *kv, const char *const *protected)
 {
   if (kv == NULL)
     return;
@@ -99,8 +113,7 @@ static bool nonempty(const char *s)
 
 /* Joins the scopes with the provider's separator into out. Returns false
  * (out empty) when there is nothing to send. */
-static bool scope_join(const provider_t *p, const strlist_t *scopes,
-                       buf_t *out)
+static bool scope_join(const provider_t *p, const strlist_t *scopes, buf_t *out)
 {
   if (scopes == NULL || scopes->n == 0)
     scopes = &p->scopes;
@@ -116,31 +129,59 @@ static bool scope_join(const provider_t *p, const strlist_t *scopes,
 }
 
 /* Picks the client credentials (see grant.h for the override rule). */
-static int client_pick(const provider_t *p, const conn_t *c, const char **id,
-                       const char **secret)
+static int client_pick(const provider_t *p, const conn_t *c, const char **id, const char **secret)
 {
   if (c != NULL && nonempty(c->client_id)) {
     *id = c->client_id;
     *secret = c->client_secret;
   } else {
     *id = p->client_id;
-    *secret = (c != NULL && nonempty(c->client_secret)) ? c->client_secret
-                                                         : p->client_secret;
+    *secret = (c != NULL && nonempty(c->client_secret)) ? c->client_secret : p->client_secret;
   }
   if (!nonempty(*secret))
     *secret = NULL;
   return nonempty(*id) ? 0 : GRANTD_ECONFIG;
 }
 
-/* Encodes the parameters and the client authentication into out. */
-static void request_finish(const provider_t *p, const char *url,
-                           const params_t *ps, const char *id,
-                           const char *secret, oauth_request_t *out)
+/* One body parameter: a form pair, or a member of the JSON object being
+ * written (the caller opens and closes the braces). */
+static void body_add(buf_t *body, bool json, const char *k, const char *v)
 {
-  buf_t body = BUF_INIT;
+  if (!json) {
+    form_add(body, k, v);
+    return;
+  }
+  if (body->len > 1)
+    buf_putc(body, ',');
+  json_put_str(body, k, SIZE_MAX);
+  buf_putc(body, ':');
+  json_put_str(body, v, SIZE_MAX);
+}
+
+/* Encodes the parameters and the client authentication into out. aud is
+ * the token endpoint URL, the audience of a JWT client assertion.
+ * @return 0, or GRANTD_ECONFIG when the assertion cannot be signed (out
+ *         untouched). */
+static int request_finish(const provider_t *p, const char *url, const char *aud, const params_t *ps,
+                          const char *id, const char *secret, oauth_request_t *out)
+{
+  buf_t body = BUF_INIT, assertion = BUF_INIT;
+  bool json = p->json_body;
+  bool jwt =
+    p->client_auth == CLIENT_AUTH_PRIVATE_KEY_JWT || p->client_auth == CLIENT_AUTH_SECRET_JWT;
+  if (jwt && client_assertion_make(p, id, secret, aud, clock_now_ms(), &assertion) != 0)
+    return GRANTD_ECONFIG;
+  if (json)
+    buf_putc(&body, '{');
   for (size_t i = 0; i < ps->n; i++)
-    form_add(&body, ps->items[i].key, ps->items[i].val);
-  if (secret != NULL && p->client_auth == CLIENT_AUTH_BASIC) {
+    body_add(&body, json, ps->items[i].key, ps->items[i].val);
+  if (jwt) {
+    /* RFC 7523 section 2.2; the secret itself is never sent. */
+    body_add(&body, json, "client_id", id);
+    body_add(&body, json, "client_assertion_type", CLIENT_ASSERTION_TYPE);
+    body_add(&body, json, "client_assertion", buf_cstr(&assertion));
+    buf_wipe_free(&assertion);
+  } else if (secret != NULL && p->client_auth == CLIENT_AUTH_BASIC) {
     /* RFC 6749 section 2.3.1: both parts are form-encoded before base64,
      * so a ':' in the client_id cannot shift the split. */
     buf_t raw = BUF_INIT, hdr = BUF_INIT;
@@ -152,22 +193,25 @@ static void request_finish(const provider_t *p, const char *url,
     buf_wipe_free(&raw);
     out->authorization = buf_steal(&hdr);
   } else {
-    form_add(&body, "client_id", id);
+    body_add(&body, json, "client_id", id);
     if (secret != NULL)
-      form_add(&body, "client_secret", secret);
+      body_add(&body, json, "client_secret", secret);
   }
+  if (json)
+    buf_putc(&body, '}');
   out->body_len = body.len;
   out->body = buf_steal(&body);
   out->url = xstrdup(url);
-  out->content_type = OAUTH_FORM_CONTENT_TYPE;
+  out->content_type = json ? OAUTH_JSON_CONTENT_TYPE : OAUTH_FORM_CONTENT_TYPE;
   out->accept = OAUTH_ACCEPT;
+  return 0;
 }
 
 void oauth_request_free(oauth_request_t *r)
 {
   if (r == NULL)
     return;
-  free(r->url);
+  free_secret(r->url); /* may hold a token (revoke_query) */
   free_secret(r->body);
   free_secret(r->authorization);
   memset(r, 0, sizeof(*r));
@@ -181,11 +225,19 @@ typedef struct {
   const char *k3, *v3;
   const strlist_t *scopes; /* scope to send (NULL list = provider's) */
   bool send_scope;
-  bool refresh;            /* apply refresh_params */
+  bool refresh; /* apply refresh_params */
 } token_req_t;
 
-static int token_request(const provider_t *p, const conn_t *c,
-                         const token_req_t *t, oauth_request_t *out)
+/* The endpoint URL for connection c: the provider's URL with its
+ * placeholders replaced by the connection's variables (oauth/catalog.h).
+ * GRANTD_ECONFIG when a variable is missing or outside its rule. */
+static int endpoint(const provider_t *p, const conn_t *c, const char *url, buf_t *out)
+{
+  return catalog_expand(url, &p->vars, c ? &c->vars : NULL, out);
+}
+
+static int token_request(const provider_t *p, const conn_t *c, const token_req_t *t,
+                         oauth_request_t *out)
 {
   memset(out, 0, sizeof(*out));
   if (!nonempty(p->token_url))
@@ -194,6 +246,11 @@ static int token_request(const provider_t *p, const conn_t *c,
   int rc = client_pick(p, c, &id, &secret);
   if (rc != 0)
     return rc;
+  /* A refresh goes to the provider's refresh endpoint when it has one. */
+  const char *where = t->refresh && nonempty(p->refresh_url) ? p->refresh_url : p->token_url;
+  buf_t url = BUF_INIT;
+  if (endpoint(p, c, where, &url) != 0)
+    return GRANTD_ECONFIG;
   params_t ps = {0};
   buf_t scope = BUF_INIT;
   params_add(&ps, "grant_type", t->grant_type);
@@ -208,15 +265,16 @@ static int token_request(const provider_t *p, const conn_t *c,
   params_apply(&ps, &p->token_params, token_protected);
   if (t->refresh)
     params_apply(&ps, &p->refresh_params, token_protected);
-  request_finish(p, p->token_url, &ps, id, secret, out);
+  rc = request_finish(p, buf_cstr(&url), buf_cstr(&url), &ps, id, secret, out);
   params_free(&ps);
   buf_free(&scope);
-  return 0;
+  buf_free(&url);
+  return rc;
 }
 
-int grant_auth_code_request(const provider_t *p, const conn_t *c,
-                            const char *code, const char *redirect_uri,
-                            const char *code_verifier, oauth_request_t *out)
+int grant_auth_code_request(const provider_t *p, const conn_t *c, const char *code,
+                            const char *redirect_uri, const char *code_verifier,
+                            oauth_request_t *out)
 {
   if (!nonempty(code)) {
     memset(out, 0, sizeof(*out));
@@ -224,15 +282,17 @@ int grant_auth_code_request(const provider_t *p, const conn_t *c,
   }
   token_req_t t = {
     .grant_type = "authorization_code",
-    .k1 = "code", .v1 = code,
-    .k2 = "redirect_uri", .v2 = redirect_uri,
-    .k3 = "code_verifier", .v3 = code_verifier,
+    .k1 = "code",
+    .v1 = code,
+    .k2 = "redirect_uri",
+    .v2 = redirect_uri,
+    .k3 = "code_verifier",
+    .v3 = code_verifier,
   };
   return token_request(p, c, &t, out);
 }
 
-int grant_refresh_request(const provider_t *p, const conn_t *c,
-                          oauth_request_t *out)
+int grant_refresh_request(const provider_t *p, const conn_t *c, oauth_request_t *out)
 {
   if (c == NULL || !nonempty(c->refresh_token)) {
     memset(out, 0, sizeof(*out));
@@ -240,14 +300,14 @@ int grant_refresh_request(const provider_t *p, const conn_t *c,
   }
   token_req_t t = {
     .grant_type = "refresh_token",
-    .k1 = "refresh_token", .v1 = c->refresh_token,
+    .k1 = "refresh_token",
+    .v1 = c->refresh_token,
     .refresh = true,
   };
   return token_request(p, c, &t, out);
 }
 
-int grant_client_credentials_request(const provider_t *p, const conn_t *c,
-                                     oauth_request_t *out)
+int grant_client_credentials_request(const provider_t *p, const conn_t *c, oauth_request_t *out)
 {
   token_req_t t = {
     .grant_type = "client_credentials",
@@ -257,8 +317,7 @@ int grant_client_credentials_request(const provider_t *p, const conn_t *c,
   return token_request(p, c, &t, out);
 }
 
-int grant_password_request(const provider_t *p, const conn_t *c,
-                           oauth_request_t *out)
+int grant_password_request(const provider_t *p, const conn_t *c, oauth_request_t *out)
 {
   if (c == NULL || c->username == NULL || c->password == NULL) {
     memset(out, 0, sizeof(*out));
@@ -266,16 +325,17 @@ int grant_password_request(const provider_t *p, const conn_t *c,
   }
   token_req_t t = {
     .grant_type = "password",
-    .k1 = "username", .v1 = c->username,
-    .k2 = "password", .v2 = c->password,
+    .k1 = "username",
+    .v1 = c->username,
+    .k2 = "password",
+    .v2 = c->password,
     .scopes = &c->scopes,
     .send_scope = true,
   };
   return token_request(p, c, &t, out);
 }
 
-int grant_revoke_request(const provider_t *p, const conn_t *c,
-                         const char *token, const char *hint,
+int grant_revoke_request(const provider_t *p, const conn_t *c, const char *token, const char *hint,
                          oauth_request_t *out)
 {
   memset(out, 0, sizeof(*out));
@@ -287,19 +347,45 @@ int grant_revoke_request(const provider_t *p, const conn_t *c,
   int rc = client_pick(p, c, &id, &secret);
   if (rc != 0)
     return rc;
+  buf_t url = BUF_INIT;
+  if (endpoint(p, c, p->revoke_url, &url) != 0)
+    return GRANTD_ECONFIG;
   params_t ps = {0};
-  params_add(&ps, "token", token);
-  if (nonempty(hint))
-    params_add(&ps, "token_type_hint", hint);
-  request_finish(p, p->revoke_url, &ps, id, secret, out);
+  if (p->revoke_query) {
+    /* In the query string; the body keeps only the client (if post). */
+    char last = url.len ? url.data[url.len - 1] : '?';
+    if (strchr(buf_cstr(&url), '?') == NULL)
+      buf_putc(&url, '?');
+    else if (last != '?' && last != '&')
+      buf_putc(&url, '&');
+    buf_puts(&url, "token=");
+    url_encode(&url, token, strlen(token), URL_ENC_FORM);
+    if (nonempty(hint)) {
+      buf_puts(&url, "&token_type_hint=");
+      url_encode(&url, hint, strlen(hint), URL_ENC_FORM);
+    }
+  } else {
+    params_add(&ps, "token", token);
+    if (nonempty(hint))
+      params_add(&ps, "token_type_hint", hint);
+  }
+  /* A revocation's assertion is addressed to the token endpoint too. */
+  buf_t aud = BUF_INIT;
+  if (p->client_auth == CLIENT_AUTH_PRIVATE_KEY_JWT || p->client_auth == CLIENT_AUTH_SECRET_JWT) {
+    if (!nonempty(p->token_url) || endpoint(p, c, p->token_url, &aud) != 0)
+      rc = GRANTD_ECONFIG;
+  }
+  if (rc == 0)
+    rc = request_finish(p, buf_cstr(&url), buf_cstr(&aud), &ps, id, secret, out);
   params_free(&ps);
-  return 0;
+  buf_free(&url);
+  buf_free(&aud);
+  return rc;
 }
 
-int oauth_authorize_url(const provider_t *p, const char *client_id,
-                        const char *redirect_uri, const strlist_t *scopes,
-                        const char *state, const char *code_challenge,
-                        const kvlist_t *extra, buf_t *out)
+int oauth_authorize_url(const provider_t *p, const kvlist_t *vars, const char *client_id,
+                        const char *redirect_uri, const strlist_t *scopes, const char *state,
+                        const char *code_challenge, const kvlist_t *extra, buf_t *out)
 {
   if (!nonempty(state))
     return GRANTD_EINVALID;
@@ -328,7 +414,11 @@ int oauth_authorize_url(const provider_t *p, const char *client_id,
 
   /* Built apart and appended at the end so that out is untouched on error
    * and url_append_query sees only this URL. */
-  buf_puts(&url, p->authorize_url);
+  if (catalog_expand(p->authorize_url, &p->vars, vars, &url) != 0) {
+    buf_free(&scope);
+    params_free(&ps);
+    return GRANTD_ECONFIG;
+  }
   for (size_t i = 0; i < ps.n; i++)
     url_append_query(&url, ps.items[i].key, ps.items[i].val);
   buf_append(out, url.data, url.len);

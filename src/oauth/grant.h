@@ -14,7 +14,14 @@
  *    neither client_id nor client_secret appears in the body;
  *  - with a secret and CLIENT_AUTH_POST: client_id and client_secret last
  *    in the body;
- *  - without a secret (public client): client_id in the body.
+ *  - without a secret (public client): client_id in the body;
+ *  - with CLIENT_AUTH_PRIVATE_KEY_JWT or CLIENT_AUTH_SECRET_JWT (RFC 7523
+ *    section 2.2): client_id, client_assertion_type and a fresh
+ *    client_assertion (oauth/client_assertion.h: signed with the
+ *    provider's signing_key, or with the secret in use as an HS256 key)
+ *    last in the body, never the secret; its aud is the token endpoint,
+ *    for revocations too. A key or secret that cannot sign is
+ *    GRANTD_ECONFIG and no request is made.
  *
  * Parameters, in body order: grant_type, the grant's own parameters, scope,
  * then the provider's token_params (every token request) and refresh_params
@@ -23,7 +30,8 @@
  * (refresh_params win over token_params); a new key is appended. Keys the
  * builder owns for correctness and security -- grant_type, code,
  * redirect_uri, code_verifier, refresh_token, username, password, token,
- * token_type_hint, client_id, client_secret -- are never replaced or
+ * token_type_hint, client_id, client_secret, client_assertion,
+ * client_assertion_type -- are never replaced or
  * repeated by configured params (RFC 6749 section 3.2: parameters MUST NOT
  * be repeated); such entries are ignored.
  *
@@ -36,6 +44,18 @@
  * a provider that insists on scope when refreshing gets it through
  * refresh_params.
  *
+ * Endpoint URLs: a provider made from a template with per-connection
+ * variables (provider_t.vars) has "{name}" placeholders in its URLs; every
+ * builder expands them with the connection's variables (conn_t.vars) and
+ * re-checks each value against its rule (oauth/catalog.h), so a request
+ * never goes to a host the template did not shape. A missing or bad
+ * variable is GRANTD_ECONFIG.
+ *
+ * Body format: a form, or with the provider's json_body (some providers
+ * document JSON token requests) the same parameters, in the same order, as
+ * one JSON object of strings (base/json.h json_put_str escaping; bytes that
+ * are not UTF-8 become U+FFFD), Content-Type application/json.
+ *
  * All values are percent-encoded by base/url.h (form encoding in bodies,
  * RFC 3986 encoding with %20 in URLs).
  */
@@ -45,9 +65,11 @@
 #include <stddef.h>
 
 #include "base/buf.h"
-#include "store/record.h"
+#include "model/connection.h"
+#include "model/provider.h"
 
 #define OAUTH_FORM_CONTENT_TYPE "application/x-www-form-urlencoded"
+#define OAUTH_JSON_CONTENT_TYPE "application/json"
 #define OAUTH_ACCEPT "application/json"
 
 /* One POST to a token or revocation endpoint, ready for the HTTP client.
@@ -57,7 +79,8 @@ typedef struct {
   char *url;                /* owned: the endpoint URL, copied verbatim */
   char *body;               /* owned: NUL-terminated form body */
   size_t body_len;          /* strlen(body) */
-  const char *content_type; /* static: OAUTH_FORM_CONTENT_TYPE */
+  const char *content_type; /* static: OAUTH_FORM_CONTENT_TYPE, or
+                               OAUTH_JSON_CONTENT_TYPE (provider json_body) */
   const char *accept;       /* static: OAUTH_ACCEPT */
   char *authorization;      /* owned: "Basic ..." header value, or NULL */
 } oauth_request_t;
@@ -77,23 +100,23 @@ void oauth_request_free(oauth_request_t *r);
  *                      on failure.
  * @return 0; GRANTD_EINVALID when code is NULL/empty; GRANTD_ECONFIG when
  *         the provider has no token_url or no client_id is configured. */
-int grant_auth_code_request(const provider_t *p, const conn_t *c,
-                            const char *code, const char *redirect_uri,
-                            const char *code_verifier, oauth_request_t *out);
+int grant_auth_code_request(const provider_t *p, const conn_t *c, const char *code,
+                            const char *redirect_uri, const char *code_verifier,
+                            oauth_request_t *out);
 
 /* refresh_token grant (RFC 6749 section 6): grant_type, refresh_token, then
- * token_params and refresh_params; no scope unless configured.
+ * token_params and refresh_params; no scope unless configured. Sent to the
+ * provider's refresh_url when it has one (Figma), else to token_url; either
+ * is expanded with the connection's variables.
  * @param c the connection: its refresh_token (required) and overrides.
  * @return 0; GRANTD_EINVALID when c or its refresh_token is NULL/empty;
  *         GRANTD_ECONFIG as for grant_auth_code_request(). */
-int grant_refresh_request(const provider_t *p, const conn_t *c,
-                          oauth_request_t *out);
+int grant_refresh_request(const provider_t *p, const conn_t *c, oauth_request_t *out);
 
 /* client_credentials grant (RFC 6749 section 4.4.2): grant_type, scope.
  * @param c connection for scopes and overrides, or NULL.
  * @return 0; GRANTD_ECONFIG as for grant_auth_code_request(). */
-int grant_client_credentials_request(const provider_t *p, const conn_t *c,
-                                     oauth_request_t *out);
+int grant_client_credentials_request(const provider_t *p, const conn_t *c, oauth_request_t *out);
 
 /* Resource owner password grant (RFC 6749 section 4.3.2): grant_type,
  * username, password, scope.
@@ -101,20 +124,21 @@ int grant_client_credentials_request(const provider_t *p, const conn_t *c,
  *          be empty), scopes and overrides.
  * @return 0; GRANTD_EINVALID when c, username or password is NULL;
  *         GRANTD_ECONFIG as for grant_auth_code_request(). */
-int grant_password_request(const provider_t *p, const conn_t *c,
-                           oauth_request_t *out);
+int grant_password_request(const provider_t *p, const conn_t *c, oauth_request_t *out);
 
 /* Token revocation (RFC 7009 section 2.1) to the provider's revoke_url:
  * token, token_type_hint, with the same client authentication as token
  * requests. token_params/refresh_params are not sent: they belong to the
- * token endpoint.
+ * token endpoint. With the provider's revoke_query the two parameters are
+ * appended to the URL's query string instead (out->url then holds the
+ * token: it is wiped when freed; never log it) and the body holds only
+ * the client credentials of client_secret_post, or is empty.
  * @param c     connection for overrides, or NULL.
  * @param token the token to revoke (required, non-empty).
  * @param hint  "access_token", "refresh_token", or NULL to omit.
  * @return 0; GRANTD_EINVALID when token is NULL/empty; GRANTD_ECONFIG when
  *         the provider has no revoke_url or no client_id is configured. */
-int grant_revoke_request(const provider_t *p, const conn_t *c,
-                         const char *token, const char *hint,
+int grant_revoke_request(const provider_t *p, const conn_t *c, const char *token, const char *hint,
                          oauth_request_t *out);
 
 /* Appends the authorization URL (RFC 6749 section 4.1.1) to out: the
@@ -126,6 +150,9 @@ int grant_revoke_request(const provider_t *p, const conn_t *c,
  * response_type, client_id, redirect_uri, state, code_challenge and
  * code_challenge_method, which are ignored when configured.
  * @param p              provider; authorize_url is required.
+ * @param vars           the connection's URL variables, or NULL: the
+ *                       placeholders of authorize_url are expanded with
+ *                       them (oauth/catalog.h catalog_expand()).
  * @param client_id      the client_id (connection override), or NULL for
  *                       the provider's.
  * @param redirect_uri   the callback URL, or NULL to omit.
@@ -137,10 +164,11 @@ int grant_revoke_request(const provider_t *p, const conn_t *c,
  *                       NULL.
  * @return 0; GRANTD_EINVALID when state is NULL/empty; GRANTD_ECONFIG when
  *         there is no authorize_url, it has a fragment (RFC 6749 section
- *         3.1: MUST NOT), or no client_id. On error out is unchanged. */
-int oauth_authorize_url(const provider_t *p, const char *client_id,
-                        const char *redirect_uri, const strlist_t *scopes,
-                        const char *state, const char *code_challenge,
-                        const kvlist_t *extra, buf_t *out);
+ *         3.1: MUST NOT), no client_id, or a variable of the provider is
+ *         missing from vars or outside its rule. On error out is
+ *         unchanged. */
+int oauth_authorize_url(const provider_t *p, const kvlist_t *vars, const char *client_id,
+                        const char *redirect_uri, const strlist_t *scopes, const char *state,
+                        const char *code_challenge, const kvlist_t *extra, buf_t *out);
 
 #endif

@@ -3,16 +3,14 @@
  *
  * The parser normalises whatever arrived (JSON object, form body, HTML,
  * nothing) into one JSON object or none, so every field rule below is written
- * once. The decision transient/permanent lives in one table, `rules`, read
- * top to bottom: status rows first, because a server in trouble may say
- * anything in its body and a wrong "permanent" verdict forces users to
- * reconnect, while a wrong "transient" one only costs capped retries.
+ * once; the verdict transient/permanent comes from the table in
+ * token_classify.c.
  *
  * Everything read from the provider is bounded and sanitised here, because
  * it flows on into HTTP headers (tokens), logs and JSON API answers (error
  * codes and descriptions).
  */
-#include "oauth/token.h"
+#include "oauth/token_int.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -27,221 +25,13 @@
 #include "base/mem.h"
 #include "base/url.h"
 
-/* Longest accepted lifetime (10 years) and Retry-After (7 days), so that
- * arithmetic on them can never overflow and a silly value cannot park a
- * connection forever. */
-#define MAX_LIFETIME_S (10LL * 365 * 24 * 3600)
-#define MAX_RETRY_AFTER_S (7LL * 24 * 3600)
+/* Longest accepted lifetime (10 years), so that arithmetic on it can never
+ * overflow. */
+#define MAX_LIFETIME_S TOKEN_MAX_LIFETIME_S
 #define MAX_SCOPES 1024
 /* Numbers are clamped here first: large enough for epoch milliseconds, small
  * enough that multiplying by 1000 cannot overflow int64. */
 #define MAX_NUMBER 1000000000000000LL
-
-/* ---- the classification table ------------------------------------------ */
-
-/* How a rule matches the response's error code. */
-enum {
-  C_NONE, /* the response has no error code */
-  C_ANY,  /* whatever the code, or none */
-  C_SOME, /* any code */
-  C_IS,   /* exactly `code` (case-insensitive) */
-};
-
-typedef struct {
-  int lo, hi;        /* HTTP status range, inclusive */
-  int match;         /* C_* */
-  const char *code;  /* for C_IS */
-  bool need_token;   /* also requires a usable access token */
-  token_outcome_t outcome;
-} rule_t;
-
-#define ANY_STATUS 0, 999
-#define CODE(c, o) {ANY_STATUS, C_IS, c, false, o}
-
-static const rule_t rules[] = {
-  /* A server in trouble: retry, whatever the body says. */
-  {408, 408, C_ANY, NULL, false, TOKEN_TRANSIENT},
-  {425, 425, C_ANY, NULL, false, TOKEN_TRANSIENT},
-  {429, 429, C_ANY, NULL, false, TOKEN_TRANSIENT},
-  {500, 599, C_ANY, NULL, false, TOKEN_TRANSIENT},
-  /* The grant is gone: the user has to authorize again. */
-  CODE("invalid_grant", TOKEN_REAUTH),
-  CODE("bad_verification_code", TOKEN_REAUTH), /* GitHub, code exchange */
-  CODE("bad_refresh_token", TOKEN_REAUTH),     /* GitHub */
-  CODE("invalid_refresh_token", TOKEN_REAUTH),
-  CODE("expired_token", TOKEN_REAUTH),
-  CODE("token_expired", TOKEN_REAUTH),
-  CODE("invalid_token", TOKEN_REAUTH),
-  CODE("access_denied", TOKEN_REAUTH),
-  CODE("consent_required", TOKEN_REAUTH),      /* OpenID Connect */
-  CODE("interaction_required", TOKEN_REAUTH),
-  CODE("login_required", TOKEN_REAUTH),
-  /* The client configuration is rejected: an operator has to act. */
-  CODE("invalid_client", TOKEN_CONFIG),
-  CODE("unauthorized_client", TOKEN_CONFIG),
-  CODE("unsupported_grant_type", TOKEN_CONFIG),
-  CODE("invalid_scope", TOKEN_CONFIG),
-  CODE("unsupported_response_type", TOKEN_CONFIG),
-  CODE("incorrect_client_credentials", TOKEN_CONFIG), /* GitHub */
-  CODE("redirect_uri_mismatch", TOKEN_CONFIG),        /* GitHub */
-  CODE("invalid_request", TOKEN_CONFIG), /* malformed as configured */
-  /* The provider asks us to come back later. */
-  CODE("temporarily_unavailable", TOKEN_TRANSIENT),
-  CODE("server_error", TOKEN_TRANSIENT),
-  CODE("slow_down", TOKEN_TRANSIENT),
-  CODE("authorization_pending", TOKEN_TRANSIENT),
-  /* An error code we do not know, on a 2xx or a 4xx. */
-  {ANY_STATUS, C_SOME, NULL, false, TOKEN_CONFIG},
-  /* No error code at all. */
-  {200, 299, C_NONE, NULL, true, TOKEN_OK},
-  {200, 299, C_NONE, NULL, false, TOKEN_TRANSIENT}, /* malformed success */
-  {401, 401, C_NONE, NULL, false, TOKEN_CONFIG},    /* client auth failed */
-  {400, 400, C_NONE, NULL, false, TOKEN_TRANSIENT}, /* caller caps retries */
-  {403, 403, C_NONE, NULL, false, TOKEN_TRANSIENT},
-  {300, 499, C_NONE, NULL, false, TOKEN_CONFIG},    /* wrong URL, proxy */
-  {ANY_STATUS, C_ANY, NULL, false, TOKEN_TRANSIENT},
-};
-
-static token_outcome_t classify(int status, const char *code, bool token_ok)
-{
-  for (size_t i = 0; i < ARRAY_SIZE(rules); i++) {
-    const rule_t *r = &rules[i];
-    if (status < r->lo || status > r->hi)
-      continue;
-    if (r->match == C_NONE && code != NULL)
-      continue;
-    if (r->match == C_SOME && code == NULL)
-      continue;
-    if (r->match == C_IS && (code == NULL || strcasecmp(code, r->code) != 0))
-      continue;
-    if (r->need_token && !token_ok)
-      continue;
-    return r->outcome;
-  }
-  return TOKEN_TRANSIENT; /* unreachable: the last rule matches everything */
-}
-
-const char *token_outcome_name(token_outcome_t o)
-{
-  switch (o) {
-  case TOKEN_OK: return "ok";
-  case TOKEN_TRANSIENT: return "transient";
-  case TOKEN_REAUTH: return "reauth";
-  case TOKEN_CONFIG: return "config";
-  }
-  return "unknown";
-}
-
-token_outcome_t token_outcome_for_error(int neterr)
-{
-  switch (neterr) {
-  case 0:
-    return TOKEN_OK;
-  case GRANTD_ETLS_UNTRUSTED:
-  case GRANTD_ETLS_HOSTNAME:
-  case GRANTD_ETLS_EXPIRED:
-  case GRANTD_EINSECURE_URL:
-  case GRANTD_EBAD_URL:
-  case GRANTD_ECONFIG:
-  case GRANTD_EINVALID:
-    return TOKEN_CONFIG;
-  default:
-    return TOKEN_TRANSIENT;
-  }
-}
-
-/* ---- Retry-After --------------------------------------------------------- */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil), so no time zone or libc state is involved. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static int month_index(const char *m)
-{
-  static const char *const names[] = {"Jan", "Feb", "Mar", "Apr",
-                                      "May", "Jun", "Jul", "Aug",
-                                      "Sep", "Oct", "Nov", "Dec"};
-  for (int i = 0; i < 12; i++)
-    if (strcmp(m, names[i]) == 0)
-      return i + 1;
-  return 0;
-}
-
-/* Parses an HTTP-date (RFC 9110 section 5.6.7: IMF-fixdate, and the
- * obsolete RFC 850 and asctime forms recipients must accept). */
-static int parse_http_date(const char *s, int64_t *out_ms)
-{
-  char wk[16], mon[4];
-  int d, y, H, M, S, n = 0;
-  if (sscanf(s, "%15[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT%n", wk, &d, mon,
-             &y, &H, &M, &S, &n) == 7 && n > 0 && s[n] == '\0') {
-    /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
-  } else if (n = 0, sscanf(s, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT%n",
-                           wk, &d, mon, &y, &H, &M, &S, &n) == 7 &&
-             n > 0 && s[n] == '\0') {
-    /* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT; a two-digit year is in
-     * 1970..2069 (RFC 9110 says: no more than 50 years in the future). */
-    y += y < 70 ? 2000 : 1900;
-  } else if (n = 0, sscanf(s, "%15[A-Za-z] %3s %2d %2d:%2d:%2d %4d%n", wk,
-                           mon, &d, &H, &M, &S, &y, &n) == 7 &&
-             n > 0 && s[n] == '\0') {
-    /* asctime: Sun Nov  6 08:49:37 1994 */
-  } else {
-    return GRANTD_EINVALID;
-  }
-  int m = month_index(mon);
-  if (m == 0 || d < 1 || d > 31 || y < 1970 || y > 9999 || H < 0 ||
-      H > 23 || M < 0 || M > 59 || S < 0 || S > 60)
-    return GRANTD_EINVALID;
-  int64_t days = days_from_civil(y, m, d);
-  *out_ms = ((days * 24 + H) * 60 + M) * 60000LL + S * 1000LL;
-  return 0;
-}
-
-/* Retry-After as a delay in ms from now, capped; 0 when absent or invalid. */
-static int64_t parse_retry_after(const char *v, int64_t now_ms)
-{
-  if (v == NULL)
-    return 0;
-  while (*v == ' ' || *v == '\t')
-    v++;
-  size_t n = strlen(v);
-  while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-    n--;
-  if (n == 0 || n > 64)
-    return 0;
-  char tmp[65];
-  memcpy(tmp, v, n);
-  tmp[n] = '\0';
-  int64_t delay_ms;
-  if (isdigit((unsigned char)tmp[0])) {
-    int64_t s = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (!isdigit((unsigned char)tmp[i]))
-        return 0;
-      if (s <= MAX_RETRY_AFTER_S)
-        s = s * 10 + (tmp[i] - '0');
-    }
-    delay_ms = (s > MAX_RETRY_AFTER_S ? MAX_RETRY_AFTER_S : s) * 1000;
-  } else {
-    int64_t at;
-    if (parse_http_date(tmp, &at) != 0)
-      return 0;
-    delay_ms = at - now_ms;
-  }
-  if (delay_ms < 0)
-    return 0;
-  return delay_ms > MAX_RETRY_AFTER_S * 1000 ? MAX_RETRY_AFTER_S * 1000
-                                             : delay_ms;
-}
 
 /* ---- body parsing -------------------------------------------------------- */
 
@@ -355,18 +145,6 @@ static json_t *parse_body(const token_input_t *in)
   return obj;
 }
 
-/* Overwrites every top-level string value (tokens, id_token) before the
- * object is released; jansson itself frees without wiping. */
-static void wipe_json_strings(json_t *obj)
-{
-  const char *k;
-  json_t *v;
-  json_object_foreach(obj, k, v) {
-    if (json_is_string(v))
-      mem_wipe((char *)json_string_value(v), json_string_length(v));
-  }
-}
-
 /* ---- field helpers ------------------------------------------------------- */
 
 /* The RFC 6749 appendix A charset for error codes is %x20-21 / %x23-5B /
@@ -415,95 +193,166 @@ static const char *token_problem(const char *t)
   return NULL;
 }
 
-/* A non-negative number of seconds from a JSON integer, real or numeric
- * string ("3600", " 3600 ", "3600.5"). Returns 0 and *out, or -1. */
-static int get_seconds(const json_t *v, int64_t *out)
+/* A JSON number's text: -?digits(.digits)?([eE][+-]?digits)? (leading
+ * zeros tolerated). */
+static bool is_number_text(const char *s, size_t n)
+{
+  size_t i = 0, d;
+  if (i < n && s[i] == '-')
+    i++;
+  for (d = i; i < n && isdigit((unsigned char)s[i]); i++)
+    ;
+  if (i == d)
+    return false;
+  if (i < n && s[i] == '.') {
+    for (d = ++i; i < n && isdigit((unsigned char)s[i]); i++)
+      ;
+    if (i == d)
+      return false;
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    i++;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+      i++;
+    for (d = i; i < n && isdigit((unsigned char)s[i]); i++)
+      ;
+    if (i == d)
+      return false;
+  }
+  return i == n;
+}
+
+int token_seconds(const json_t *v, int64_t *out)
 {
   double d;
+  *out = 0;
+  if (v == NULL || json_is_null(v))
+    return 0;
   if (json_is_integer(v)) {
     json_int_t i = json_integer_value(v);
-    if (i < 0)
-      return -1;
-    *out = i > MAX_NUMBER ? MAX_NUMBER : (int64_t)i;
+    *out = i > MAX_NUMBER ? MAX_NUMBER : i < -MAX_NUMBER ? -MAX_NUMBER : (int64_t)i;
     return 0;
   }
   if (json_is_real(v)) {
     d = json_real_value(v);
   } else if (json_is_string(v)) {
     const char *s = json_string_value(v);
-    while (*s == ' ')
-      s++;
-    size_t n = strlen(s);
+    size_t n = json_string_length(v);
+    while (n > 0 && *s == ' ')
+      s++, n--;
     while (n > 0 && s[n - 1] == ' ')
       n--;
-    if (n == 0 || n > 24)
+    if (n == 0 || n > 32 || !is_number_text(s, n))
       return -1;
-    size_t dots = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (s[i] == '.')
-        dots++;
-      else if (!isdigit((unsigned char)s[i]))
-        return -1;
-    }
-    if (dots > 1 || s[0] == '.' || s[n - 1] == '.')
-      return -1;
-    char tmp[25];
+    char tmp[33];
     memcpy(tmp, s, n);
     tmp[n] = '\0';
-    d = strtod(tmp, NULL);
+    d = strtod(tmp, NULL); /* overflow gives +-HUGE_VAL: clamped below */
   } else {
     return -1;
   }
-  if (!isfinite(d) || d < 0)
+  if (isnan(d))
     return -1;
-  if (d > (double)MAX_NUMBER)
-    d = (double)MAX_NUMBER;
-  *out = (int64_t)d;
+  *out = d >= (double)MAX_NUMBER ? MAX_NUMBER : d <= -(double)MAX_NUMBER ? -MAX_NUMBER : (int64_t)d;
   return 0;
 }
 
-/* A relative lifetime member (seconds) as an absolute time in ms; 0 when
- * absent, invalid or not positive. */
-static int64_t lifetime_at(const json_t *obj, const char *key, int64_t now)
+/* A relative lifetime member (seconds) as an absolute time in ms in *at;
+ * 0 when absent, null or not positive. Returns -1 when the member is
+ * present but not a number of seconds. */
+static int lifetime_at(const json_t *obj, const char *key, int64_t now, int64_t *at)
 {
   int64_t s;
-  json_t *v = json_object_get(obj, key);
-  if (v == NULL || get_seconds(v, &s) != 0 || s <= 0)
-    return 0;
-  if (s > MAX_LIFETIME_S)
-    s = MAX_LIFETIME_S;
-  return now + s * 1000;
+  *at = 0;
+  if (token_seconds(json_object_get(obj, key), &s) != 0)
+    return -1;
+  if (s > 0)
+    *at = now + (s > MAX_LIFETIME_S ? MAX_LIFETIME_S : s) * 1000;
+  return 0;
 }
 
 /* An absolute expires_at: epoch seconds (or ms when it is that large) as a
- * number or numeric string, or an RFC 3339 string. 0 when unusable or
- * already past. */
-static int64_t absolute_at(const json_t *obj, int64_t now)
+ * number or numeric string, or an RFC 3339 string. *at is 0 when absent,
+ * null, not positive or already past; -1 when present but none of these. */
+static int absolute_at(const json_t *obj, int64_t now, int64_t *at)
 {
   json_t *v = json_object_get(obj, "expires_at");
   int64_t t = 0, ms;
-  if (v == NULL)
-    return 0;
-  if (get_seconds(v, &t) == 0) {
+  *at = 0;
+  if (token_seconds(v, &t) == 0) {
+    if (t <= 0)
+      return 0;
     ms = t > 100000000000LL ? t : t * 1000; /* > year 5138 in s: it is ms */
   } else if (json_is_string(v) &&
-             clock_parse_rfc3339(json_string_value(v), json_string_length(v),
-                                 &ms) == 0) {
+             clock_parse_rfc3339(json_string_value(v), json_string_length(v), &ms) == 0) {
     /* parsed */
   } else {
-    return 0;
+    return -1;
   }
-  if (ms <= now)
-    return 0;
-  return ms > now + MAX_LIFETIME_S * 1000 ? now + MAX_LIFETIME_S * 1000 : ms;
+  if (ms > now)
+    *at = ms > now + MAX_LIFETIME_S * 1000 ? now + MAX_LIFETIME_S * 1000 : ms;
+  return 0;
+}
+
+/* The relative lifetime members, in order of preference per field. */
+static const char *const access_lifetimes[] = {
+  "expires_in",
+  "expires",
+  /* legacy Facebook */ NULL,
+};
+static const char *const refresh_lifetimes[] = {
+  "refresh_token_expires_in",
+  "x_refresh_token_expires_in", /* QuickBooks */
+  "refresh_expires_in",         /* Keycloak */
+  NULL,
+};
+
+/* The first usable member of `keys` (0 = none). Every member is checked:
+ * one that is present but unusable is written into why (naming it) and
+ * makes the response malformed, even when an earlier one would do. */
+static int first_lifetime(const json_t *obj, const char *const *keys, int64_t now, int64_t *at,
+                          char *why, size_t cap)
+{
+  *at = 0;
+  for (; *keys; keys++) {
+    int64_t t;
+    if (lifetime_at(obj, *keys, now, &t) != 0) {
+      snprintf(why, cap, "%s is not a number of seconds or null", *keys);
+      return -1;
+    }
+    if (*at == 0)
+      *at = t;
+  }
+  return 0;
+}
+
+/* Both expiry times of a success response; see token_result_t. Returns -1
+ * with why set when a lifetime member is present but unusable. */
+static int read_times(const json_t *obj, const token_input_t *in, int64_t *exp, int64_t *rt_exp,
+                      char *why, size_t cap)
+{
+  int64_t now = in->now_ms, abs_at;
+  if (first_lifetime(obj, access_lifetimes, now, exp, why, cap) != 0 ||
+      first_lifetime(obj, refresh_lifetimes, now, rt_exp, why, cap) != 0)
+    return -1;
+  if (absolute_at(obj, now, &abs_at) != 0) {
+    snprintf(why, cap, "expires_at is not a time (epoch seconds or ms, RFC 3339) or null");
+    return -1;
+  }
+  if (*exp == 0)
+    *exp = abs_at;
+  if (*exp == 0 && in->default_expires_in > 0) {
+    int64_t d = in->default_expires_in;
+    *exp = now + (d > MAX_LIFETIME_S ? MAX_LIFETIME_S : d) * 1000;
+  }
+  return 0;
 }
 
 static void scopes_push(strlist_t *l, const char *s, size_t n)
 {
   if (n == 0 || l->n >= MAX_SCOPES)
     return;
-  l->items = xrealloc(l->items, (l->n + 1) * sizeof(*l->items));
-  l->items[l->n++] = xstrndup(s, n);
+  strlist_push_n(l, s, n);
 }
 
 static void scopes_split(strlist_t *l, const char *s)
@@ -530,7 +379,8 @@ static void read_scopes(const json_t *obj, token_result_t *out)
     size_t i;
     json_t *e;
     out->has_scope = true;
-    json_array_foreach(v, i, e) {
+    json_array_foreach(v, i, e)
+    {
       if (json_is_string(e) && json_string_length(e) <= TOKEN_MAX_LEN)
         scopes_split(&out->scopes, json_string_value(e));
     }
@@ -539,9 +389,19 @@ static void read_scopes(const json_t *obj, token_result_t *out)
 
 /* Members the parser consumes; everything else goes to extra. */
 static const char *const consumed[] = {
-  "access_token", "refresh_token", "token_type", "expires_in", "expires",
-  "expires_at", "refresh_token_expires_in", "x_refresh_token_expires_in",
-  "refresh_expires_in", "scope", "error", "error_description", "error_uri",
+  "access_token",
+  "refresh_token",
+  "token_type",
+  "expires_in",
+  "expires",
+  "expires_at",
+  "refresh_token_expires_in",
+  "x_refresh_token_expires_in",
+  "refresh_expires_in",
+  "scope",
+  "error",
+  "error_description",
+  "error_uri",
   NULL,
 };
 
@@ -562,7 +422,8 @@ static char *build_extra(const json_t *obj)
   size_t total = 2; /* the braces */
   const char *k;
   json_t *v;
-  json_object_foreach((json_t *)obj, k, v) {
+  json_object_foreach((json_t *)obj, k, v)
+  {
     if (is_consumed(k))
       continue;
     /* Compact encoding of one member: "key":value plus a comma. */
@@ -592,8 +453,7 @@ static char *build_extra(const json_t *obj)
 
 /* ---- the parser ---------------------------------------------------------- */
 
-static void fail(token_result_t *out, const char *code, bool from_provider,
-                 const char *desc)
+static void fail(token_result_t *out, const char *code, bool from_provider, const char *desc)
 {
   out->error = from_provider ? sanitize_code(code) : xstrdup(code);
   out->error_from_provider = from_provider;
@@ -601,8 +461,7 @@ static void fail(token_result_t *out, const char *code, bool from_provider,
 }
 
 /* Describes a body that carried no error code, for the synthesized error. */
-static void describe_body(const token_input_t *in, const json_t *obj,
-                          char *buf, size_t cap)
+static void describe_body(const token_input_t *in, const json_t *obj, char *buf, size_t cap)
 {
   const char *what;
   if (obj != NULL)
@@ -616,12 +475,11 @@ static void describe_body(const token_input_t *in, const json_t *obj,
   snprintf(buf, cap, "HTTP %d with %s", in->status, what);
 }
 
-static token_outcome_t parse(const token_input_t *in, token_result_t *out,
-                             bool revocation)
+static token_outcome_t parse(const token_input_t *in, token_result_t *out, bool revocation)
 {
   memset(out, 0, sizeof(*out));
   out->http_status = in->status;
-  out->retry_after_ms = parse_retry_after(in->retry_after, in->now_ms);
+  out->retry_after_ms = token__retry_after_ms(in->retry_after, in->now_ms);
   if (revocation && in->status >= 200 && in->status <= 299)
     return out->outcome = TOKEN_OK;
 
@@ -634,18 +492,29 @@ static token_outcome_t parse(const token_input_t *in, token_result_t *out,
   if (json_is_string(ev) && json_string_length(ev) > 0) {
     code = json_string_value(ev);
     has_error = true;
-  } else if (ev != NULL && !json_is_null(ev) && !json_is_false(ev) &&
-             !json_is_string(ev)) {
+  } else if (ev != NULL && !json_is_null(ev) && !json_is_false(ev) && !json_is_string(ev)) {
     code = "unknown_error"; /* e.g. {"error": {"message": ...}} */
+    has_error = true;
+  }
+  if (!has_error && obj != NULL && json_is_false(json_object_get(obj, "ok"))) {
+    code = "ok_false"; /* a body-level success flag (Slack) */
     has_error = true;
   }
   const char *desc = obj ? json_get_str(obj, "error_description") : NULL;
   if (desc == NULL && json_is_object(ev))
     desc = json_get_str(ev, "message");
 
+  /* Where the token is: a nested object (token_member) that holds one,
+   * else the top level. */
+  const json_t *src = obj;
+  json_t *nested = obj && in->token_member ? json_object_get(obj, in->token_member) : NULL;
+  const char *nat = json_is_object(nested) ? json_get_str(nested, "access_token") : NULL;
+  if (nat != NULL && *nat != '\0')
+    src = nested;
+
   /* Is there a usable access token (and, if sent, refresh token)? */
-  const char *at = obj ? json_get_str(obj, "access_token") : NULL;
-  const char *rt = obj ? json_get_str(obj, "refresh_token") : NULL;
+  const char *at = src ? json_get_str(src, "access_token") : NULL;
+  const char *rt = src ? json_get_str(src, "refresh_token") : NULL;
   if (rt != NULL && *rt == '\0')
     rt = NULL;
   char why[128] = "";
@@ -655,9 +524,12 @@ static token_outcome_t parse(const token_input_t *in, token_result_t *out,
     snprintf(why, sizeof why, "access_token %s", token_problem(at));
   else if (rt != NULL && token_problem(rt))
     snprintf(why, sizeof why, "refresh_token %s", token_problem(rt));
+  int64_t exp = 0, rt_exp = 0;
+  if (why[0] == '\0')
+    read_times(src, in, &exp, &rt_exp, why, sizeof why);
   bool token_ok = why[0] == '\0';
 
-  out->outcome = classify(in->status, code, token_ok);
+  out->outcome = token__classify(in->status, code, token_ok);
   if (out->outcome != TOKEN_OK) {
     if (has_error) {
       fail(out, code, true, desc);
@@ -665,44 +537,28 @@ static token_outcome_t parse(const token_input_t *in, token_result_t *out,
       bool ok_status = in->status >= 200 && in->status <= 299;
       char what[128];
       describe_body(in, obj, what, sizeof what);
-      fail(out, ok_status ? TOKEN_ERR_INVALID_RESPONSE : TOKEN_ERR_HTTP,
-           false, ok_status && obj != NULL ? why : what);
+      fail(out, ok_status ? TOKEN_ERR_INVALID_RESPONSE : TOKEN_ERR_HTTP, false,
+           ok_status && obj != NULL ? why : what);
     }
     goto done;
   }
 
   out->access_token = xstrdup(at);
   out->refresh_token = rt ? xstrdup(rt) : NULL;
-  const char *tt = json_get_str(obj, "token_type");
+  const char *tt = json_get_str(src, "token_type");
   if (tt == NULL || *tt == '\0' || strcasecmp(tt, "bearer") == 0)
     out->token_type = xstrdup("Bearer");
   else
     out->token_type = sanitize_code(tt);
 
-  int64_t now = in->now_ms;
-  out->expires_at = lifetime_at(obj, "expires_in", now);
-  if (out->expires_at == 0)
-    out->expires_at = lifetime_at(obj, "expires", now); /* legacy Facebook */
-  if (out->expires_at == 0)
-    out->expires_at = absolute_at(obj, now);
-  if (out->expires_at == 0 && in->default_expires_in > 0) {
-    int64_t d = in->default_expires_in;
-    out->expires_at = now + (d > MAX_LIFETIME_S ? MAX_LIFETIME_S : d) * 1000;
-  }
-  out->refresh_token_expires_at =
-    lifetime_at(obj, "refresh_token_expires_in", now);
-  if (out->refresh_token_expires_at == 0)
-    out->refresh_token_expires_at =
-      lifetime_at(obj, "x_refresh_token_expires_in", now); /* QuickBooks */
-  if (out->refresh_token_expires_at == 0)
-    out->refresh_token_expires_at =
-      lifetime_at(obj, "refresh_expires_in", now); /* Keycloak */
-  read_scopes(obj, out);
+  out->expires_at = exp;
+  out->refresh_token_expires_at = rt_exp;
+  read_scopes(src, out);
   out->extra_json = build_extra(obj);
 
 done:
   if (obj != NULL) {
-    wipe_json_strings(obj);
+    json_wipe_strings(obj); /* tokens, id_token, nested credentials */
     json_decref(obj);
   }
   return out->outcome;
@@ -713,8 +569,7 @@ token_outcome_t token_parse(const token_input_t *in, token_result_t *out)
   return parse(in, out, false);
 }
 
-token_outcome_t token_parse_revocation(const token_input_t *in,
-                                       token_result_t *out)
+token_outcome_t token_parse_revocation(const token_input_t *in, token_result_t *out)
 {
   return parse(in, out, true);
 }
@@ -727,9 +582,7 @@ void token_result_free(token_result_t *r)
   free_secret(r->refresh_token);
   free_secret(r->extra_json);
   free(r->token_type);
-  for (size_t i = 0; i < r->scopes.n; i++)
-    free(r->scopes.items[i]);
-  free(r->scopes.items);
+  strlist_free(&r->scopes);
   free(r->error);
   free(r->error_description);
   memset(r, 0, sizeof(*r));

@@ -22,6 +22,7 @@
  *   revocation_endpoint    -> revoke_url
  *   code_challenge_methods_supported      -> pkce_methods
  *   token_endpoint_auth_methods_supported -> auth_methods
+ *   authorization_response_iss_parameter_supported (true) -> iss_param_supported
  * Every endpoint must be an absolute https URL (http only with
  * allow_insecure_http). Two decisions follow from the method lists:
  *   - pkce is turned off only when the (final) pkce_methods list exists and
@@ -40,8 +41,8 @@
  * not a token request, so it bypasses the token-request limits), honouring
  * the provider's allow_insecure_http (plain http issuer and endpoints are
  * refused without it, whatever the client allows), ca_file (a TLS context
- * with the system bundle plus that file, made for this discovery only) and
- * timeout.
+ * with the service's trust anchors plus that file, read on the thread pool
+ * and made for this discovery only) and timeout.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,27 +50,30 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/url.h"
 #include "net/http_client.h"
 #include "net/tls.h"
-#include "service/svc_int.h"
+#include "service/answer.h"
+#include "service/discovery.h"
+#include "service/lifecycle.h"
 
 #define WK_OAUTH "/.well-known/oauth-authorization-server"
 #define WK_OIDC "/.well-known/openid-configuration"
 
 typedef struct {
   svc_t *svc;
-  provider_t *p;             /* the caller's; written only on success */
+  provider_t *p; /* the caller's; written only on success */
   svc__discover_cb done;
   void *arg;
   char *urls[2];
-  int idx;                   /* document being fetched */
-  int err;                   /* final error, when finishing through later() */
-  buf_t why;                 /* reasons, for the log */
-  tls_client_ctx_t *tls;     /* the provider's ca_file added, or NULL */
+  int idx;               /* document being fetched */
+  int err;               /* final error, when finishing through later() */
+  buf_t why;             /* reasons, for the log */
+  tls_client_ctx_t *tls; /* the provider's ca_file added, or NULL */
 } disc_t;
 
 static void fetch(disc_t *d);
@@ -155,11 +159,13 @@ static int get_list(disc_t *d, const json_t *doc, const char *key, strlist_t *ou
   const json_t *it;
   if (!json_is_array(v))
     goto bad;
-  json_array_foreach(v, i, it) {
+  json_array_foreach(v, i, it)
+  {
     if (!json_is_string(it))
       goto bad;
   }
-  json_array_foreach(v, i, it) {
+  json_array_foreach(v, i, it)
+  {
     strlist_push(out, json_string_value(it));
   }
   return 0;
@@ -209,6 +215,10 @@ static int apply(disc_t *d, const json_t *doc)
     goto fail;
   }
 
+  /* RFC 9207 section 3: once advertised, callbacks without iss are
+   * refused (connect.c). Only a JSON true counts. */
+  if (json_is_true(json_object_get(doc, "authorization_response_iss_parameter_supported")))
+    p->iss_param_supported = true;
   set_if_unset(&p->authorize_url, authz);
   set_if_unset(&p->token_url, token);
   set_if_unset(&p->revoke_url, revoke);
@@ -308,6 +318,27 @@ static void fetch(disc_t *d)
   }
 }
 
+/* The provider's ca_file, read off the loop: trust the service's anchors
+ * plus its certificates for this discovery's requests. */
+static void on_ca_read(void *arg, int err, int sys_errno, buf_t *data)
+{
+  (void)sys_errno;
+  disc_t *d = arg;
+  if (err == 0 && d->svc->closing) {
+    finish(d, GRANTD_ESHUTDOWN);
+    return;
+  }
+  if (err == 0 && tls_client_ctx_derive_pem(&d->tls, d->svc->opts.tls, data->data, data->len) != 0)
+    err = GRANTD_ECONFIG;
+  if (err != 0) {
+    why(d, "ca_file '%.200s': %s", d->p->ca_file,
+        err == GRANTD_ECONFIG ? "no usable PEM certificate" : err_str(err));
+    finish(d, GRANTD_EDISCOVERY);
+    return;
+  }
+  fetch(d);
+}
+
 /* Builds the two document URLs from the issuer; -1 when it is unusable. */
 static int make_urls(disc_t *d)
 {
@@ -363,14 +394,15 @@ void svc__discover(svc_t *svc, provider_t *p, svc__discover_cb done, void *arg)
     fail_later(d, GRANTD_ESHUTDOWN);
     return;
   }
-  if (p->ca_file && p->ca_file[0] && strncmp(p->issuer, "https:", 6) == 0) {
-    /* Configuration time: reading the bundle once here is acceptable. */
-    int rc = tls_client_ctx_new(&d->tls, NULL, p->ca_file);
+  if (p->ca_file && p->ca_file[0] && strncmp(p->issuer, "https:", 6) == 0 &&
+      svc->opts.tls != NULL) {
+    /* Never on the loop: the file is read on the thread pool. */
+    int rc = file_read_async(svc->opts.loop, p->ca_file, SVC_CA_FILE_MAX, on_ca_read, d);
     if (rc != 0) {
       why(d, "ca_file '%.200s': %s", p->ca_file, err_str(rc));
       fail_later(d, GRANTD_EDISCOVERY);
-      return;
     }
+    return;
   }
   fetch(d);
 }

@@ -81,8 +81,8 @@ int64_t policy_next_refresh(int64_t now, int64_t issued_at, int64_t expires_at,
   return max64(now, expires_at - lead - jitter(rnd, lead / POLICY_JITTER_DIV));
 }
 
-int64_t policy_backoff(uint32_t failures, int64_t retry_after_ms, int64_t expires_at,
-                       int64_t now, uint64_t rnd)
+int64_t policy_backoff(uint32_t failures, int64_t retry_after_ms, int64_t expires_at, int64_t now,
+                       uint64_t rnd)
 {
   if (failures == 0)
     failures = 1;

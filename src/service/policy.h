@@ -1,7 +1,7 @@
 /*
- * policy.h - refresh-policy arithmetic (DESIGN.md "Refresh policy"): when to
- * refresh a token, when to retry after a failure, whether a read must
- * refresh first, and a per-provider rate limiter.
+ * policy.h - refresh-policy arithmetic: when to refresh a token, when to
+ * retry after a failure, whether a read must refresh first, and a
+ * per-provider rate limiter.
  *
  * Pure functions (apart from the rate limiter's own ring buffer): no
  * clock, no I/O, no global state. Times
@@ -16,7 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "store/record.h"
+#include "model/connection.h"
+#include "model/provider.h"
 
 #define POLICY_LEAD_MIN_DEFAULT_S 60      /* provider_t.refresh_lead_min == 0 */
 #define POLICY_LEAD_MAX_DEFAULT_S 900     /* provider_t.refresh_lead_max == 0 */
@@ -75,8 +76,8 @@ int64_t policy_next_refresh(int64_t now, int64_t issued_at, int64_t expires_at,
  *   more than POLICY_BACKOFF_BASE_MS away, the attempt is pulled in to it
  *   (one more try while the old token is still valid). A Retry-After is
  *   then a floor: never earlier than now + min(retry_after, 1 h). */
-int64_t policy_backoff(uint32_t failures, int64_t retry_after_ms, int64_t expires_at,
-                       int64_t now, uint64_t rnd);
+int64_t policy_backoff(uint32_t failures, int64_t retry_after_ms, int64_t expires_at, int64_t now,
+                       uint64_t rnd);
 
 /* True when a read asking for min_ttl_ms of validity must refresh first:
  * the token has expired (expires_at <= now) or less than min_ttl_ms
@@ -99,12 +100,12 @@ bool policy_should_refresh_on_read(int64_t now, int64_t expires_at, int64_t min_
  * A zeroed ratelimit_t is a valid unlimited limiter. Fields are private.
  * Not thread-safe (the service uses it on the loop thread only). */
 typedef struct {
-  int64_t count;      /* 0 = unlimited */
+  int64_t count; /* 0 = unlimited */
   int64_t window_ms;
-  int64_t *ring;      /* admission times, oldest at ring[head]; NULL until used */
-  uint32_t cap;       /* ring slots */
-  uint32_t head;      /* index of the oldest admission held */
-  uint32_t n;         /* admissions held (all within the last window) */
+  int64_t *ring; /* admission times, oldest at ring[head]; NULL until used */
+  uint32_t cap;  /* ring slots */
+  uint32_t head; /* index of the oldest admission held */
+  uint32_t n;    /* admissions held (all within the last window) */
 } ratelimit_t;
 
 #define RATELIMIT_MAX_COUNT 1000000

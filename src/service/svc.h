@@ -35,16 +35,18 @@ typedef struct {
   uv_loop_t *loop;
   store_t *store;
   http_client_t *http;
-  tls_client_ctx_t *tls;         /* trust the http client uses; a provider's
-                                    ca_file is added to it (may be NULL:
-                                    ca_file is then ignored, with a warning) */
-  const char *public_url;        /* callback URL = public_url + "/oauth/callback" */
-  int64_t state_ttl_ms;          /* authorization state lifetime (default 10 min) */
-  int64_t request_timeout_ms;    /* token request timeout unless the provider sets one */
-  int max_inflight;              /* token requests in flight, all hosts */
-  int max_inflight_per_host;     /* token requests in flight per token host */
-  int ramp_per_s;                /* overdue refreshes started per second at start-up */
-  int batch_per_tick;            /* refreshes started per wheel tick at most */
+  tls_client_ctx_t *tls;           /* trust the http client uses; a provider's
+                                      ca_file is added to it (may be NULL:
+                                      ca_file is then ignored, with a warning) */
+  const char *public_url;          /* callback URL = public_url + "/oauth/callback" */
+  int64_t state_ttl_ms;            /* authorization state lifetime (default 10 min) */
+  int64_t request_timeout_ms;      /* token request timeout unless the provider sets one */
+  int max_inflight;                /* token requests in flight, all hosts */
+  int max_inflight_per_host;       /* token requests in flight per token host */
+  int ramp_per_s;                  /* overdue refreshes started per second at start-up */
+  int batch_per_tick;              /* refreshes started per wheel tick at most */
+  int64_t state_sweep_interval_ms; /* expired-state sweep period (default 60 s) */
+  int state_sweep_max;             /* states looked at per sweep step (default 256) */
 } svc_opts_t;
 
 /* Opens the service: loads providers, rebuilds the index from one store scan
@@ -114,8 +116,8 @@ int svc_conn_get(svc_t *svc, const char *id, conn_t *out);
  * filtered by tenant (NULL = all) and status (-1 = all), at most `limit`.
  * *out is an array of *n records (free each with conn_free, then the
  * array); *next is the cursor for the next page or NULL at the end. */
-int svc_conn_list(svc_t *svc, const char *tenant, int status, const char *cursor,
-                  size_t limit, conn_t **out, size_t *n, char **next);
+int svc_conn_list(svc_t *svc, const char *tenant, int status, const char *cursor, size_t limit,
+                  conn_t **out, size_t *n, char **next);
 
 /* Returns a token with more than min_ttl_ms left: at once when the stored
  * one qualifies, else after a refresh it starts or joins (single-flight).
@@ -143,12 +145,38 @@ int svc_conn_token(svc_t *svc, const char *id, int64_t min_ttl_ms, svc_conn_cb c
 int svc_conn_refresh(svc_t *svc, const char *id, svc_conn_cb cb, void *arg);
 
 typedef struct {
-  bool attempted;      /* revocation was asked for and a revoke_url exists */
-  int refresh_err;     /* 0 = revoked; else the error revoking the refresh token */
-  int access_err;      /* same for the access token */
-  int refresh_http;    /* provider's HTTP status, 0 = no answer */
+  bool attempted;   /* revocation was asked for and a revoke_url exists */
+  int refresh_err;  /* 0 = revoked; else the error revoking the refresh token */
+  int access_err;   /* same for the access token */
+  int refresh_http; /* provider's HTTP status, 0 = no answer */
   int access_http;
 } svc_revoke_report_t;
+
+/* ---- event feed waiters ----
+ * A long-poll of the event feed: the caller owns w (zeroed or from an
+ * earlier, finished wait) and keeps it alive until cb runs or it calls
+ * svc_events_unwait. cb(arg) runs once, from the store's commit
+ * completion, as soon as an event with a sequence number above `after`
+ * is committed, or when the service drains or closes; w is unlinked before cb runs. Costs nothing
+ * while idle: no timer or poll here (the caller bounds the wait). */
+typedef struct svc_ev_wait svc_ev_wait_t;
+struct svc_ev_wait {
+  svc_ev_wait_t *next, **pprev; /* linked while waiting */
+  uint64_t after;
+  void (*cb)(void *arg);
+  void *arg;
+};
+/* @return 0, or 1 when an event after `after` is already committed or the
+ * service is draining (cb is then not called: read now). */
+int svc_events_wait(svc_t *svc, svc_ev_wait_t *w, uint64_t after, void (*cb)(void *arg), void *arg);
+/* Cancels a wait; nothing when w is not waiting. */
+void svc_events_unwait(svc_ev_wait_t *w);
+/* Committed events after `after` (store_events_read), and the oldest
+ * retained and last committed sequence numbers (store_events_bounds). */
+int svc_events_read(svc_t *svc, uint64_t after, size_t limit, store_event_t **out, size_t *n);
+void svc_events_bounds(const svc_t *svc, uint64_t *first, uint64_t *last);
+/* The service's loop (for the caller's timers). */
+uv_loop_t *svc_loop(const svc_t *svc);
 
 typedef void (*svc_delete_cb)(void *arg, int err, const svc_revoke_report_t *rep);
 
@@ -160,23 +188,23 @@ int svc_conn_delete(svc_t *svc, const char *id, bool revoke, svc_delete_cb cb, v
 /* ---- connect flow ---- */
 
 typedef struct {
-  const char *redirect_after;   /* may be NULL */
-  const strlist_t *scopes;      /* NULL = the connection's / provider's */
-  const kvlist_t *params;       /* extra authorize parameters, may be NULL */
+  const char *redirect_after; /* may be NULL */
+  const strlist_t *scopes;    /* NULL = the connection's / provider's */
+  const kvlist_t *params;     /* extra authorize parameters, may be NULL */
 } svc_authorize_req_t;
 
-typedef void (*svc_authorize_cb)(void *arg, int err, const char *url,
-                                 const char *state, int64_t expires_at);
+typedef void (*svc_authorize_cb)(void *arg, int err, const char *url, const char *state,
+                                 int64_t expires_at);
 
 /* Creates a single-use state (PKCE verifier sealed) and returns the
  * provider's authorization URL once the state is committed. */
-int svc_authorize(svc_t *svc, const char *id, const svc_authorize_req_t *req,
-                  svc_authorize_cb cb, void *arg);
+int svc_authorize(svc_t *svc, const char *id, const svc_authorize_req_t *req, svc_authorize_cb cb,
+                  void *arg);
 
 typedef struct {
-  const char *conn_id;         /* NULL when the state was unknown */
-  const char *redirect_after;  /* NULL = show a page */
-  const char *error;           /* NULL = connected; else an error code */
+  const char *conn_id;        /* NULL when the state was unknown */
+  const char *redirect_after; /* NULL = show a page */
+  const char *error;          /* NULL = connected; else an error code */
   const char *error_description;
 } svc_callback_result_t;
 

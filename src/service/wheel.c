@@ -2,25 +2,44 @@
  * wheel.c - hierarchical timing wheel; the contract is in wheel.h.
  *
  * Layout. 11 levels of 64 slots. Level l holds entries whose deadline first
- * differs from the cursor (the time the wheel has advanced to) in bits
- * [6l, 6l+6), in the slot named by those six bits of the deadline; so a
- * level-0 slot holds exactly one deadline, a level-l slot a 64^l ms range,
- * and the 11 levels cover the whole uint64 range: an entry years away needs
- * no overflow list, it just cascades down at most 10 times. Every entry with
- * a given deadline is in the same slot (the placement is a function of
- * deadline and cursor only) and each slot list is in link order, so equal
- * deadlines stay FIFO across cascades without a sequence number. Due
- * entries (deadline <= cursor) leave the slots for two lists: `incoming`
- * (appended in link order, unsorted: entries linked in the past, or swept
- * out of slots by wheel_run) and `ready` (sorted by deadline, stable). A
- * stable natural merge sort moves incoming into ready when something needs
- * the order (next_wake, run); it is O(k) for already-sorted input, which is
- * the common case. One 64-bit occupancy word per level finds the next
- * non-empty slot with one count-trailing-zeros; unlink keeps the bits exact
- * because an entry's slot is recomputable from its deadline and the cursor
- * (that is what the per-entry wheel pointer buys, with O(1) counting).
+ * differs from the cursor (the wheel's time: the latest `now` it was given)
+ * in bits [6l, 6l+6), in the slot named by those six bits of the deadline;
+ * so a level-0 slot holds exactly one deadline, a level-l slot a 64^l ms
+ * range, and the 11 levels cover the whole uint64 range: an entry years
+ * away needs no overflow list, it just cascades down at most 10 times.
+ * Every entry with a given deadline is in the same slot (the placement is a
+ * function of deadline and cursor only) and each slot list is in link
+ * order, so equal deadlines stay FIFO across cascades without a sequence
+ * number. One 64-bit occupancy word per level finds the next non-empty slot
+ * with one count-trailing-zeros; unlink keeps the bits exact because an
+ * entry's slot is recomputable from its deadline and the cursor (that is
+ * what the per-entry wheel pointer buys, with O(1) counting).
  *
- * Why this shape, and its costs:
+ * Due entries (deadline <= cursor) sit in `ready`, which is sorted by
+ * construction and only ever appended to:
+ * - advancing the cursor visits slots in time order; a level-0 slot is one
+ *   deadline and is spliced whole, an outer slot is cascaded (its entries
+ *   re-placed relative to the slot's start), so due entries arrive in
+ *   (deadline, link order);
+ * - an entry linked at or before the cursor is clamped to the cursor, which
+ *   is at least every deadline already in `ready`, so it goes to the tail.
+ * Nothing is ever inserted into the middle of a list and nothing is sorted.
+ *
+ * Costs (all counted in `steps`, which the tests bound):
+ * - link, unlink: O(1), one list operation.
+ * - wheel_next_wake: O(levels) bit tests, no list work. It never moves the
+ *   cursor (that is what made the earlier design degrade: a cursor pushed
+ *   past the caller's clock sent later links into a sorted insert). When the
+ *   earliest entry sits in an outer slot its exact deadline is unknown
+ *   without a scan, so it answers the slot's start: a wake-up that only
+ *   cascades, at most one per level on the way down.
+ * - wheel_run: O(1) per entry per level crossed (each cascade moves an entry
+ *   at least one level down) plus one slot visit per non-empty slot, which
+ *   moves at least one entry; firing is O(1) per entry.
+ * So every entry costs at most WHEEL_LEVELS + 2 list steps from link to
+ * fire, whatever the order of links, unlinks and wake-ups.
+ *
+ * Why this shape:
  * - 1 ms resolution, no rounding: an entry never fires early and never
  *   later than the caller's own timer latency. Coarser ticks (h2o rounds
  *   to the slot) would save cascades but refresh deadlines are spread by
@@ -28,21 +47,9 @@
  * - Fixed memory: 11 x 64 slot heads (16 B) + occupancy = ~11.4 KB per
  *   wheel, whatever the number of entries; 32 B per entry (two links, the
  *   wheel pointer, the deadline) against 152 B per uv_timer_t.
- * - O(1) link/unlink. Advancing costs O(1) per entry per level crossed plus
- *   one bit scan per non-empty slot visited; a slot whose whole range is
- *   due is spliced to `incoming` in O(1) and ordered by the sort instead of
- *   being cascaded level by level. Firing n due entries costs O(n log r)
- *   for r sorted runs among them.
- * - Re-linking into the past while many entries are already due (a backlog
- *   bounded by `max`) inserts from the tail of `ready`: O(1) when the new
- *   deadline is the latest, O(backlog) at worst.
- * - wheel_next_wake() is exact. When the earliest entry sits in an outer
- *   level it cascades that slot instead of scanning it for the minimum, and
- *   so may move the cursor past the caller's clock, up to (never beyond)
- *   the earliest deadline; entries then linked between the caller's now and
- *   the cursor take the sorted due-list path instead of a slot. A scan
- *   followed by wheel_run's cascade touched every entry twice per level:
- *   this halved the fire cost in bench/wheel_bench.c.
+ * - Clamping past deadlines (as uv_timer_start does with a zero timeout)
+ *   is what keeps `ready` append-only: ordering an arbitrary past deadline
+ *   among a backlog of due entries would be a priority queue, not O(1).
  */
 #include "service/wheel.h"
 
@@ -91,7 +98,7 @@ static void list_splice_tail(wheel_link_t *dst, wheel_link_t *src)
 }
 
 /* The link is the entry's first member. */
-static wheel_entry_t *entry_of(wheel_link_t *l)
+static wheel_entry_t *entry_of(const wheel_link_t *l)
 {
   return (wheel_entry_t *)l;
 }
@@ -142,8 +149,8 @@ void wheel_init(wheel_t *w, uint64_t now)
 {
   w->cursor = now;
   w->count = 0;
+  w->steps = 0;
   list_init(&w->ready);
-  list_init(&w->incoming);
   list_init(&w->firing);
   for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
     w->occupied[l] = 0;
@@ -163,13 +170,17 @@ void wheel_link(wheel_t *w, wheel_entry_t *e, uint64_t at)
 {
   if (e->wheel)
     wheel_unlink(e);
-  e->at = at;
   e->wheel = w;
   w->count++;
-  if (at <= w->cursor)
-    list_append(&w->incoming, &e->link);
-  else
+  w->steps++;
+  if (at <= w->cursor) {
+    /* Due: clamped to the cursor, which no deadline in `ready` exceeds. */
+    e->at = w->cursor;
+    list_append(&w->ready, &e->link);
+  } else {
+    e->at = at;
     place(w, e);
+  }
 }
 
 void wheel_unlink(wheel_entry_t *e)
@@ -178,7 +189,8 @@ void wheel_unlink(wheel_entry_t *e)
   if (!w)
     return;
   list_remove(&e->link);
-  /* Outside wheel_run's sweep, at > cursor <=> the entry is in a slot. */
+  w->steps++;
+  /* at > cursor <=> the entry is in a slot (due entries are <= cursor). */
   if (e->at > w->cursor) {
     unsigned l = level_of(w->cursor, e->at), s = slot_of(e->at, l);
     if (list_empty(&w->slots[l][s]))
@@ -204,93 +216,20 @@ size_t wheel_count(const wheel_t *w)
   return w->count;
 }
 
-/* Stable merge of two NULL-terminated sorted lists; `a` wins ties because
- * its nodes were appended earlier. */
-static wheel_link_t *merge(wheel_link_t *a, wheel_link_t *b)
+uint64_t wheel_steps(const wheel_t *w)
 {
-  wheel_link_t head, *t = &head;
-  while (a && b) {
-    if (entry_of(b)->at < entry_of(a)->at) {
-      t->next = b;
-      t = b;
-      b = b->next;
-    } else {
-      t->next = a;
-      t = a;
-      a = a->next;
-    }
-  }
-  t->next = a ? a : b;
-  return head.next;
+  return w->steps;
 }
 
-/* Stable natural merge sort of a NULL-terminated list: cuts maximal
- * non-decreasing runs and merges them like a binary counter, so sorted
- * input costs one pass and r runs cost O(n log r). stack[i] holds 2^i
- * merged runs; a higher i holds earlier nodes, so it is always merge()'s
- * first argument (stability). */
-static wheel_link_t *sort_list(wheel_link_t *list)
-{
-  wheel_link_t *p = list;
-  while (p->next && entry_of(p->next)->at >= entry_of(p)->at)
-    p = p->next;
-  if (!p->next)
-    return list; /* already sorted: the common case */
-  wheel_link_t *stack[64] = {0};
-  unsigned i;
-  while (list) {
-    wheel_link_t *run = list;
-    p = list;
-    while (p->next && entry_of(p->next)->at >= entry_of(p)->at)
-      p = p->next;
-    list = p->next;
-    p->next = NULL;
-    for (i = 0; i < 63 && stack[i]; i++) {
-      run = merge(stack[i], run);
-      stack[i] = NULL;
-    }
-    stack[i] = stack[i] ? merge(stack[i], run) : run;
-  }
-  wheel_link_t *out = NULL;
-  for (i = 0; i < 64; i++)
-    if (stack[i])
-      out = out ? merge(stack[i], out) : stack[i];
-  return out;
-}
-
-/* Sorts `incoming` and merges it into `ready`, inserting from the tail:
- * entries already in ready were linked earlier, so they stay first on ties. */
-static void flush_incoming(wheel_t *w)
-{
-  if (list_empty(&w->incoming))
-    return;
-  w->incoming.prev->next = NULL;
-  wheel_link_t *list = sort_list(w->incoming.next);
-  list_init(&w->incoming);
-
-  wheel_link_t tmp, *next;
-  list_init(&tmp);
-  for (wheel_link_t *p = list; p; p = next) {
-    next = p->next;
-    list_append(&tmp, p);
-  }
-  wheel_link_t *pos = w->ready.prev;
-  while (!list_empty(&tmp)) {
-    wheel_link_t *x = tmp.prev;
-    uint64_t at = entry_of(x)->at;
-    while (pos != &w->ready && entry_of(pos)->at > at)
-      pos = pos->prev;
-    list_remove(x);
-    list_insert_after(pos, x);
-  }
-}
-
-/* Moves the cursor to now (> cursor; the caller's time, or the start of the
- * earliest slot for wheel_next_wake): every slot whose range starts at or
- * before now is emptied, due entries go to `incoming` (in slot order, which
- * keeps equal deadlines FIFO), the others cascade to a lower level relative
- * to the slot's start. Moving the cursor up to the earliest occupied slot's
- * start never changes where the other entries belong. */
+/* Moves the cursor to now (> cursor). Slots are visited in time order while
+ * their range starts at or before now; the cursor steps to each slot's
+ * start, which never changes where the other entries belong. A level-0
+ * slot holds one deadline (== its start): spliced whole onto `ready`. An
+ * outer slot is cascaded: entries due at its start go to `ready` (slot
+ * order = link order), the others to a lower level relative to the start,
+ * where a later iteration of this loop meets them. So `ready` receives due
+ * entries in (deadline, link order) and each entry moves at most once per
+ * level. */
 static void advance(wheel_t *w, uint64_t now)
 {
   unsigned l, s;
@@ -301,9 +240,9 @@ static void advance(wheel_t *w, uint64_t now)
     w->cursor = start;
     w->occupied[l] &= ~(UINT64_C(1) << s);
     wheel_link_t *head = &w->slots[l][s];
-    uint64_t last = start + ((UINT64_C(1) << (l * WHEEL_BITS)) - 1);
-    if (last <= now) {
-      list_splice_tail(&w->incoming, head);
+    w->steps++;
+    if (l == 0) {
+      list_splice_tail(&w->ready, head);
       continue;
     }
     wheel_link_t tmp;
@@ -312,8 +251,9 @@ static void advance(wheel_t *w, uint64_t now)
     while (!list_empty(&tmp)) {
       wheel_entry_t *e = entry_of(tmp.next);
       list_remove(&e->link);
-      if (e->at <= now)
-        list_append(&w->incoming, &e->link);
+      w->steps++;
+      if (e->at == start)
+        list_append(&w->ready, &e->link);
       else
         place(w, e);
     }
@@ -321,48 +261,42 @@ static void advance(wheel_t *w, uint64_t now)
   w->cursor = now;
 }
 
-uint64_t wheel_next_wake(wheel_t *w)
+uint64_t wheel_next_wake(const wheel_t *w)
 {
-  unsigned l, s;
-  for (;;) {
-    flush_incoming(w);
-    /* Inside a fire callback the rest of the batch is still due, and it is
-     * sorted like `ready`: both heads are candidates. */
-    if (!list_empty(&w->firing) || !list_empty(&w->ready)) {
-      uint64_t a = list_empty(&w->firing) ? UINT64_MAX : entry_of(w->firing.next)->at;
-      uint64_t b = list_empty(&w->ready) ? UINT64_MAX : entry_of(w->ready.next)->at;
-      return a < b ? a : b;
-    }
-    if (!find_earliest(w, &l, &s))
-      return UINT64_MAX;
-    if (l == 0)
-      return entry_of(w->slots[0][s].next)->at; /* one deadline per slot */
-    /* The minimum of an outer slot is unknown without a scan. Cascading the
-     * slot costs the same pass and is work wheel_run would do anyway, so
-     * move the cursor to the slot's start (possibly past the caller's
-     * clock: nothing is due before it, and wheel_run only fires entries
-     * due at its `now`) and look again. */
-    advance(w, slot_start(w->cursor, l, s));
+  /* Inside a fire callback the rest of the batch is still due, and it is
+   * sorted like `ready`: both heads are candidates. */
+  if (!list_empty(&w->firing) || !list_empty(&w->ready)) {
+    uint64_t a = list_empty(&w->firing) ? UINT64_MAX : entry_of(w->firing.next)->at;
+    uint64_t b = list_empty(&w->ready) ? UINT64_MAX : entry_of(w->ready.next)->at;
+    return a < b ? a : b;
   }
+  unsigned l, s;
+  if (!find_earliest(w, &l, &s))
+    return UINT64_MAX;
+  if (l == 0)
+    return entry_of(w->slots[0][s].next)->at; /* one deadline per slot */
+  /* The minimum of an outer slot is unknown without a scan: wake at the
+   * slot's start, where wheel_run cascades it (work it has to do anyway). */
+  return slot_start(w->cursor, l, s);
 }
 
 size_t wheel_run(wheel_t *w, uint64_t now, size_t max, wheel_fire_cb fire, void *arg)
 {
   if (now > w->cursor)
     advance(w, now);
-  flush_incoming(w);
 
   /* Take the batch out of `ready` before any callback runs, so whatever a
-   * callback links (even into the past) lands in `incoming`/`ready` and
-   * waits for the next call. Batch entries stay linked: a callback that
-   * unlinks or re-links one removes it from the batch. */
+   * callback links (even into the past) lands in `ready` behind it or in a
+   * slot, and waits for the next call. Batch entries stay linked: a
+   * callback that unlinks or re-links one removes it from the batch. */
   size_t taken = 0;
   while (taken < max && !list_empty(&w->ready)) {
     wheel_link_t *p = w->ready.next;
     if (entry_of(p)->at > now)
-      break;
+      break; /* a clock older than the cursor: nothing fires early */
     list_remove(p);
     list_append(&w->firing, p);
+    w->steps++;
     taken++;
   }
   size_t fired = 0;
@@ -379,8 +313,8 @@ size_t wheel_run(wheel_t *w, uint64_t now, size_t max, wheel_fire_cb fire, void 
  * entries or -1. `what` tells the checks for this kind of list. */
 enum { LIST_SLOT, LIST_READY, LIST_DUE };
 
-static long check_list(const wheel_t *w, const wheel_link_t *head, int kind,
-                       unsigned l, unsigned s, const char **why)
+static long check_list(const wheel_t *w, const wheel_link_t *head, int kind, unsigned l, unsigned s,
+                       const char **why)
 {
   long n = 0;
   uint64_t prev_at = 0;
@@ -437,9 +371,6 @@ int wheel_validate(const wheel_t *w, const char **why)
   if ((n = check_list(w, &w->ready, LIST_READY, 0, 0, why)) < 0)
     return -1;
   total += (size_t)n;
-  if ((n = check_list(w, &w->incoming, LIST_DUE, 0, 0, why)) < 0)
-    return -1;
-  total += (size_t)n;
   if ((n = check_list(w, &w->firing, LIST_DUE, 0, 0, why)) < 0)
     return -1;
   total += (size_t)n;
@@ -472,10 +403,8 @@ static void dump_list(FILE *f, const char *name, const wheel_link_t *head)
 
 void wheel_dump(const wheel_t *w, FILE *f)
 {
-  fprintf(f, "wheel %p: cursor=%" PRIu64 " count=%zu\n", (const void *)w, w->cursor,
-          w->count);
+  fprintf(f, "wheel %p: cursor=%" PRIu64 " count=%zu\n", (const void *)w, w->cursor, w->count);
   dump_list(f, "ready", &w->ready);
-  dump_list(f, "incoming", &w->incoming);
   dump_list(f, "firing", &w->firing);
   for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
     for (unsigned s = 0; s < WHEEL_SLOTS; s++) {

@@ -1,6 +1,8 @@
 /*
  * wheel.h - a hierarchical timing wheel: the one scheduler behind every
- * proactive refresh (DESIGN.md "One loop"; STYLE.md 14 and 20).
+ * proactive refresh. One uv_timer serves the whole wheel, and entries are
+ * embedded in their owners, so a million scheduled connections cost no
+ * allocation and no per-entry libuv handle.
  *
  * A pure data structure: no clock, no allocation, no I/O. The caller passes
  * `now` (uint64 ms on whatever clock it likes, monotonic in practice) to
@@ -11,10 +13,19 @@
  * fires. No callback is stored per entry; wheel_run() takes one `fire`
  * callback for all of them. Link, re-link and unlink are O(1).
  *
- * Ordering contract of wheel_run(): entries fire in deadline order, entries
- * with equal deadlines in the order they were (last) linked, never before
- * their deadline, at most `max` per call; an entry linked while firing
- * (even with a deadline in the past) waits for the next call.
+ * The wheel's time (its cursor) is the latest `now` given to wheel_init()
+ * or wheel_run(). A deadline at or before it is clamped to it when linked:
+ * the entry is due at once and reads back that deadline, as a uv_timer
+ * started with a zero timeout does.
+ *
+ * Ordering contract of wheel_run(): entries fire in (clamped) deadline
+ * order, entries with equal deadlines in the order they were (last) linked,
+ * never before their deadline, at most `max` per call; an entry linked
+ * while firing (even with a deadline in the past) waits for the next call.
+ *
+ * Cost contract: every operation is O(1) amortised whatever the order of
+ * links, unlinks, wake-ups and runs; from link to fire an entry costs at
+ * most WHEEL_LEVELS + 2 list steps (counted by wheel_steps()).
  *
  * Layout and trade-offs are described at the top of wheel.c.
  */
@@ -44,19 +55,19 @@ struct wheel;
  * passed to wheel_entry_init()). An entry must be unlinked before its
  * memory is freed or moved. */
 typedef struct wheel_entry {
-  wheel_link_t link;      /* first member: the list code casts */
-  struct wheel *wheel;    /* NULL while unlinked */
-  uint64_t at;            /* deadline, ms */
+  wheel_link_t link;   /* first member: the list code casts */
+  struct wheel *wheel; /* NULL while unlinked */
+  uint64_t at;         /* deadline, ms */
 } wheel_entry_t;
 
 /* The wheel (~11 KB, fixed at init). Fields are private. */
 typedef struct wheel {
-  uint64_t cursor;        /* time the wheel has advanced to */
-  size_t count;           /* linked entries */
-  wheel_link_t ready;     /* due (at <= cursor), sorted by (at, link order) */
-  wheel_link_t incoming;  /* due but not sorted yet (see wheel.c) */
-  wheel_link_t firing;    /* the batch wheel_run() is firing */
-  uint64_t occupied[WHEEL_LEVELS];   /* bit s set <=> slot s is non-empty */
+  uint64_t cursor;                 /* time the wheel has advanced to */
+  size_t count;                    /* linked entries */
+  uint64_t steps;                  /* list steps taken so far (see wheel_steps) */
+  wheel_link_t ready;              /* due (at <= cursor), sorted by (at, link order) */
+  wheel_link_t firing;             /* the batch wheel_run() is firing */
+  uint64_t occupied[WHEEL_LEVELS]; /* bit s set <=> slot s is non-empty */
   wheel_link_t slots[WHEEL_LEVELS][WHEEL_SLOTS];
 } wheel_t;
 
@@ -74,8 +85,9 @@ void wheel_entry_init(wheel_entry_t *e);
 
 /* Schedules e to fire at `at` (ms). A linked entry is moved (unlinked
  * first, also from another wheel); it then counts as linked now for the
- * FIFO order of equal deadlines. `at` may be in the past (the entry is due
- * at the next wheel_run) or anywhere up to UINT64_MAX. O(1). */
+ * FIFO order of equal deadlines. `at` may be at or before the wheel's time
+ * (clamped to it: due at the next wheel_run, after every entry already
+ * due) or anywhere up to UINT64_MAX. O(1). */
 void wheel_link(wheel_t *w, wheel_entry_t *e, uint64_t at);
 
 /* Unschedules e; no-op when it is not linked. O(1). Safe inside a fire
@@ -86,19 +98,28 @@ void wheel_unlink(wheel_entry_t *e);
 /* 1 when e is linked to a wheel, else 0. */
 int wheel_is_linked(const wheel_entry_t *e);
 
-/* Deadline of a linked entry (meaningless when unlinked). */
+/* Deadline of a linked entry, after clamping (see above); still readable
+ * inside the fire callback. Meaningless for an entry never linked. */
 uint64_t wheel_entry_at(const wheel_entry_t *e);
 
 /* Number of linked entries. */
 size_t wheel_count(const wheel_t *w);
 
-/* Earliest deadline among linked entries, or UINT64_MAX when there are
- * none; a value <= now means wheel_run() has work. Exact (never early, never
- * late). Not const: it sorts entries linked with past deadlines into the
- * due list and, when the earliest entry sits in an outer level, cascades
- * that slot (work wheel_run would do anyway), so it is amortised O(1) per
- * entry and level. May be called from a fire callback. */
-uint64_t wheel_next_wake(wheel_t *w);
+/* List steps taken since wheel_init(): one per link, unlink, entry moved by
+ * a cascade, entry taken for firing and slot visited. A measure of work
+ * that does not depend on the machine, for tests that bound the cost per
+ * operation. */
+uint64_t wheel_steps(const wheel_t *w);
+
+/* When wheel_run() next has work: UINT64_MAX when nothing is linked; else
+ * never later than the earliest deadline. It is that deadline when the
+ * earliest entry is due or in the wheel's current 64 ms block; otherwise it
+ * may be the start of the outer slot holding it, where a wheel_run() only
+ * cascades entries one level down and fires nothing (so at most
+ * WHEEL_LEVELS - 1 such wake-ups precede a firing one). A value <= the
+ * wheel's time means entries are due. O(WHEEL_LEVELS) bit tests, no list
+ * work, changes nothing; may be called from a fire callback. */
+uint64_t wheel_next_wake(const wheel_t *w);
 
 /* Advances the wheel to `now` and fires due entries (deadline <= now) in
  * (deadline, link order) order, at most `max` of them (SIZE_MAX = no limit,

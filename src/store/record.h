@@ -1,14 +1,12 @@
 /*
- * record.h - grantd's data model in memory, and its msgpack codecs.
+ * record.h - the msgpack codecs of grantd's stored records. The records
+ * themselves (provider_t, conn_t, state_rec_t and their lists, with their
+ * copies and frees) are the data model in src/model/, included here.
  *
  * Every stored value is a msgpack array whose first element is the schema
- * version (RECORD_VERSION). Fields marked "sealed" are stored only as
- * AES-256-GCM ciphertext (seal.h) with associated data = database name +
- * record key; the structs here always hold them in plaintext, and
- * *_free() wipes them.
- *
- * Times are int64 milliseconds since the Unix epoch (UTC); 0 = unset.
- * Strings are owned NUL-terminated heap copies, NULL = unset.
+ * version (RECORD_VERSION). Fields the model marks "secret" are stored only
+ * as AES-256-GCM ciphertext (seal.h) with associated data = database name +
+ * record key; the structs always hold them in plaintext.
  */
 #ifndef GRANTD_STORE_RECORD_H
 #define GRANTD_STORE_RECORD_H
@@ -18,146 +16,20 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "model/connection.h"
+#include "model/lists.h"
+#include "model/provider.h"
+#include "model/state.h"
 #include "store/seal.h"
 
-#define RECORD_VERSION 1
+/* Version 2 seals a connection's `extra` (provider fields besides the
+ * standard ones, which may include an OpenID id_token); version 1 held it
+ * in clear. Both decode; every write is version 2, so a version 1 record is
+ * sealed at its next write (or by the re-seal job). */
+#define RECORD_VERSION 2
+#define RECORD_VERSION_OLDEST 1
 
-typedef struct {
-  char **items;
-  size_t n;
-} strlist_t;
-
-typedef struct {
-  char *key;
-  char *value;
-} kv_t;
-
-typedef struct {
-  kv_t *items;
-  size_t n;
-} kvlist_t;
-
-typedef enum {
-  CLIENT_AUTH_BASIC = 0, /* client_secret_basic (RFC 6749 2.3.1) */
-  CLIENT_AUTH_POST = 1,  /* client_secret_post */
-} client_auth_t;
-
-typedef struct {
-  char *name;
-  char *issuer;              /* RFC 8414 / RFC 9207 issuer, optional */
-  char *authorize_url;
-  char *token_url;           /* required */
-  char *revoke_url;
-  char *client_id;
-  char *client_secret;       /* sealed */
-  client_auth_t client_auth;
-  strlist_t scopes;          /* default scopes */
-  char *scope_separator;     /* NULL = " " */
-  bool pkce;                 /* default true */
-  char *redirect_uri;        /* NULL = public URL + /oauth/callback */
-  kvlist_t authorize_params;
-  kvlist_t token_params;
-  kvlist_t refresh_params;
-  int64_t default_expires_in;   /* seconds; 0 = none */
-  int64_t refresh_lead_min;     /* seconds; 0 = default 60 */
-  int64_t refresh_lead_max;     /* seconds; 0 = default 900 */
-  int64_t keepalive_interval;   /* seconds; 0 = default 86400 */
-  int64_t rate_limit_count;     /* token requests per window; 0 = none */
-  int64_t rate_limit_window;    /* seconds */
-  int64_t timeout_ms;           /* token request timeout; 0 = default */
-  char *ca_file;                /* extra trust anchors for this provider */
-  bool allow_insecure_http;     /* permit http:// endpoints (local testing) */
-  strlist_t pkce_methods;       /* from discovery: code_challenge_methods_supported */
-  strlist_t auth_methods;       /* from discovery: token_endpoint_auth_methods_supported */
-  int64_t created_at;
-  int64_t updated_at;
-} provider_t;
-
-typedef enum {
-  GRANT_AUTHORIZATION_CODE = 0,
-  GRANT_CLIENT_CREDENTIALS = 1,
-  GRANT_PASSWORD = 2,
-  GRANT_REFRESH_TOKEN = 3, /* imported tokens */
-} grant_t;
-
-typedef enum {
-  CONN_PENDING = 0,
-  CONN_ACTIVE = 1,
-  CONN_REFRESH_FAILING = 2,
-  CONN_NEEDS_REAUTH = 3,
-  CONN_ERROR = 4,
-  CONN_REVOKED = 5,
-} conn_status_t;
-#define CONN_STATUS_COUNT 6
-
-typedef struct {
-  char *id;
-  char *tenant;
-  char *provider;
-  grant_t grant;
-  conn_status_t status;
-  strlist_t scopes;
-  char *access_token;        /* sealed */
-  char *refresh_token;       /* sealed */
-  char *token_type;
-  int64_t expires_at;        /* 0 = unknown */
-  int64_t refresh_token_expires_at;
-  char *extra_json;          /* JSON object text (instance_url, id_token, realmId ...) or NULL */
-  char *client_id;           /* override */
-  char *client_secret;       /* sealed, override */
-  char *username;
-  char *password;            /* sealed */
-  char *metadata_json;       /* JSON object text or NULL */
-  char *last_error_code;
-  char *last_error_message;
-  int32_t last_error_http;   /* HTTP status of the failing answer, 0 = none */
-  int64_t last_error_at;
-  uint32_t failures;
-  int64_t refreshed_at;
-  int64_t next_refresh_at;
-  int64_t created_at;
-  int64_t updated_at;
-  uint64_t revision;
-} conn_t;
-
-typedef struct {
-  char *state;
-  char *conn_id;
-  char *code_verifier;       /* sealed */
-  char *redirect_after;
-  strlist_t scopes;
-  char *redirect_uri;        /* the redirect_uri sent on the authorize URL */
-  int64_t expires_at;
-} state_rec_t;
-
-/* Names of enum values as used in JSON ("authorization_code", "active", ...)
- * and their parsers (0 on success, -1 for an unknown name). */
-const char *grant_name(grant_t g);
-int grant_parse(const char *s, grant_t *out);
-const char *conn_status_name(conn_status_t s);
-int conn_status_parse(const char *s, conn_status_t *out);
-const char *client_auth_name(client_auth_t a);
-int client_auth_parse(const char *s, client_auth_t *out);
-
-void strlist_free(strlist_t *l);
-void strlist_push(strlist_t *l, const char *s);
-void kvlist_free(kvlist_t *l);
-void kvlist_push(kvlist_t *l, const char *k, const char *v);
-/* Value of key k, or NULL. */
-const char *kvlist_get(const kvlist_t *l, const char *k);
-
-/* Release everything a record owns, wiping sealed fields; the struct is
- * zeroed afterwards. */
-void provider_free(provider_t *p);
-void conn_free(conn_t *c);
-void state_rec_free(state_rec_t *s);
-
-/* Deep copies (dst is overwritten, not freed first). */
-void provider_copy(provider_t *dst, const provider_t *src);
-void conn_copy(conn_t *dst, const conn_t *src);
-void state_rec_copy(state_rec_t *dst, const state_rec_t *src);
-
-/* ---- msgpack codecs (record.c) ----
+/* ---- msgpack codecs (record_codec.c) ----
  *
  * A value is a positional msgpack array, without field names:
  *   [RECORD_VERSION, field1, field2, ...]
@@ -192,8 +64,8 @@ int provider_decode(const void *data, size_t n, const char *name, size_t name_le
 
 /* The same for connections (key = c->id). */
 int conn_encode(const conn_t *c, const seal_keyring_t *kr, buf_t *out);
-int conn_decode(const void *data, size_t n, const char *id, size_t id_len,
-                const seal_keyring_t *kr, conn_t *out);
+int conn_decode(const void *data, size_t n, const char *id, size_t id_len, const seal_keyring_t *kr,
+                conn_t *out);
 
 /* The same for authorization states (key = s->state). */
 int state_rec_encode(const state_rec_t *s, const seal_keyring_t *kr, buf_t *out);
@@ -219,7 +91,6 @@ typedef struct {
  * id[0..id_len). Sealed fields are not opened (a tampered secret is only
  * found by conn_decode()); everything else is checked as in conn_decode().
  * @return 0, GRANTD_ESTORE_DECODE or GRANTD_ESTORE_VERSION. */
-int conn_decode_sched(const void *data, size_t n, const char *id, size_t id_len,
-                      conn_sched_t *out);
+int conn_decode_sched(const void *data, size_t n, const char *id, size_t id_len, conn_sched_t *out);
 
 #endif

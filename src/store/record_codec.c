@@ -29,21 +29,23 @@
 #include "base/mem.h"
 
 typedef enum {
-  F_STR,     /* char *, NULL = unset */
-  F_SEALED,  /* char *, sealed as bin */
+  F_STR,    /* char *, NULL = unset */
+  F_SEALED, /* char *, sealed as bin */
   F_I64,
   F_I32,
   F_U32,
   F_U64,
   F_BOOL,
-  F_ENUM,    /* an enum stored as int, 0..max */
+  F_ENUM, /* an enum stored as int, 0..max */
   F_STRLIST,
   F_KVLIST,
 } ftype_t;
 
 typedef struct {
   uint8_t type;
-  uint8_t max; /* F_ENUM: largest valid value */
+  uint8_t max;    /* F_ENUM: largest valid value */
+  uint8_t sealed; /* F_SEALED: first record version that seals it (0 = 1);
+                   * older values hold it as a plain str */
   uint16_t off;
 } field_t;
 
@@ -60,8 +62,11 @@ _Static_assert(sizeof(grant_t) == sizeof(int) && sizeof(conn_status_t) == sizeof
                  sizeof(client_auth_t) == sizeof(int),
                "enums are stored through int pointers");
 
-#define F(t, T, m) {t, 0, (uint16_t)offsetof(T, m)}
-#define FE(T, m, mx) {F_ENUM, mx, (uint16_t)offsetof(T, m)}
+// clang-format off
+#define F(t, T, m) {t, 0, 0, (uint16_t)offsetof(T, m)}
+#define FE(T, m, mx) {F_ENUM, mx, 0, (uint16_t)offsetof(T, m)}
+/* A field stored in clear before record version v and sealed from v on. */
+#define FS(T, m, v) {F_SEALED, 0, v, (uint16_t)offsetof(T, m)}
 
 /* Stored order. Never reorder or remove rows; append new ones. */
 static const field_t provider_fields[] = {
@@ -71,7 +76,7 @@ static const field_t provider_fields[] = {
   F(F_STR, provider_t, revoke_url),
   F(F_STR, provider_t, client_id),
   F(F_SEALED, provider_t, client_secret),
-  FE(provider_t, client_auth, CLIENT_AUTH_POST),
+  FE(provider_t, client_auth, CLIENT_AUTH_SECRET_JWT),
   F(F_STRLIST, provider_t, scopes),
   F(F_STR, provider_t, scope_separator),
   F(F_BOOL, provider_t, pkce),
@@ -92,6 +97,19 @@ static const field_t provider_fields[] = {
   F(F_STRLIST, provider_t, auth_methods),
   F(F_I64, provider_t, created_at),
   F(F_I64, provider_t, updated_at),
+  F(F_BOOL, provider_t, iss_param_supported),
+  F(F_STR, provider_t, template_name),
+  F(F_I64, provider_t, template_version),
+  F(F_STRLIST, provider_t, template_fields),
+  F(F_STRLIST, provider_t, grants),
+  F(F_KVLIST, provider_t, vars),
+  F(F_STR, provider_t, token_member),
+  F(F_BOOL, provider_t, json_body),
+  F(F_STR, provider_t, refresh_url),
+  F(F_BOOL, provider_t, revoke_query),
+  F(F_SEALED, provider_t, signing_key),
+  F(F_STR, provider_t, signing_key_id),
+  F(F_STR, provider_t, signing_alg),
 };
 
 /* The scheduling fields come first (conn_decode_sched reads rows 0..6). */
@@ -109,7 +127,7 @@ static const field_t conn_fields[] = {
   F(F_SEALED, conn_t, refresh_token),
   F(F_STR, conn_t, token_type),
   F(F_I64, conn_t, refresh_token_expires_at),
-  F(F_STR, conn_t, extra_json),
+  FS(conn_t, extra_json, 2), /* may hold an OpenID id_token */
   F(F_STR, conn_t, client_id),
   F(F_SEALED, conn_t, client_secret),
   F(F_STR, conn_t, username),
@@ -123,6 +141,8 @@ static const field_t conn_fields[] = {
   F(F_I64, conn_t, created_at),
   F(F_I64, conn_t, updated_at),
   F(F_U64, conn_t, revision),
+  F(F_KVLIST, conn_t, vars),
+  F(F_STR, conn_t, token_member),
 };
 
 static const field_t state_fields[] = {
@@ -150,6 +170,7 @@ static const desc_t state_desc = {
   RECORD_DB_STATES, state_fields, ARRAY_SIZE(state_fields),
   offsetof(state_rec_t, state), sizeof(state_rec_t), state_free_v,
 };
+// clang-format on
 
 #define AT(rec, f, T) ((T *)((char *)(rec) + (f)->off))
 #define CAT(rec, f, T) ((const T *)((const char *)(rec) + (f)->off))
@@ -317,24 +338,43 @@ static int precheck(const uint8_t *p, size_t n)
       len = b & 0x1f;
     } else {
       switch (b) {
-      case 0xc4: case 0xd9: lw = 1; break;            /* bin8, str8 */
-      case 0xc5: case 0xda: lw = 2; break;            /* bin16, str16 */
-      case 0xc6: case 0xdb: lw = 4; break;            /* bin32, str32 */
-      case 0xc7: lw = 1; len = 1; break;              /* ext8: +type */
-      case 0xc8: lw = 2; len = 1; break;
-      case 0xc9: lw = 4; len = 1; break;
-      case 0xca: len = 4; break;                      /* float32 */
-      case 0xcb: len = 8; break;                      /* float64 */
-      case 0xcc: case 0xd0: len = 1; break;
-      case 0xcd: case 0xd1: len = 2; break;
-      case 0xce: case 0xd2: len = 4; break;
-      case 0xcf: case 0xd3: len = 8; break;
-      case 0xd4: len = 2; break;                      /* fixext1 */
+      case 0xc4:
+      case 0xd9: lw = 1; break; /* bin8, str8 */
+      case 0xc5:
+      case 0xda: lw = 2; break; /* bin16, str16 */
+      case 0xc6:
+      case 0xdb: lw = 4; break; /* bin32, str32 */
+      case 0xc7:
+        lw = 1;
+        len = 1;
+        break; /* ext8: +type */
+      case 0xc8:
+        lw = 2;
+        len = 1;
+        break;
+      case 0xc9:
+        lw = 4;
+        len = 1;
+        break;
+      case 0xca: len = 4; break; /* float32 */
+      case 0xcb: len = 8; break; /* float64 */
+      case 0xcc:
+      case 0xd0: len = 1; break;
+      case 0xcd:
+      case 0xd1: len = 2; break;
+      case 0xce:
+      case 0xd2: len = 4; break;
+      case 0xcf:
+      case 0xd3: len = 8; break;
+      case 0xd4: len = 2; break; /* fixext1 */
       case 0xd5: len = 3; break;
       case 0xd6: len = 5; break;
       case 0xd7: len = 9; break;
       case 0xd8: len = 17; break;
-      case 0xdc: case 0xdd: case 0xde: case 0xdf: {   /* array/map 16/32 */
+      case 0xdc:
+      case 0xdd:
+      case 0xde:
+      case 0xdf: { /* array/map 16/32 */
         size_t w = (b & 1) ? 4 : 2;
         if (n - i < w)
           return -1;
@@ -342,7 +382,7 @@ static int precheck(const uint8_t *p, size_t n)
         i += w;
         break;
       }
-      default: return -1;                             /* 0xc1 */
+      default: return -1; /* 0xc1 */
       }
     }
     if (lw > 0) {
@@ -369,10 +409,18 @@ static int str_ok(const msgpack_object *o)
 
 /* Step 3a: type and range of one field; no allocation. nil = unset for
  * every type. */
-static int check_field(const field_t *f, const msgpack_object *o)
+/* A sealed field that the value's version still held in clear. */
+static int was_plain(const field_t *f, uint32_t version)
+{
+  return f->type == F_SEALED && version < f->sealed;
+}
+
+static int check_field(const field_t *f, const msgpack_object *o, uint32_t version)
 {
   if (o->type == MSGPACK_OBJECT_NIL)
     return 0;
+  if (was_plain(f, version))
+    return str_ok(o) ? 0 : -1;
   switch ((ftype_t)f->type) {
   case F_STR: return str_ok(o) ? 0 : -1;
   case F_SEALED: return o->type == MSGPACK_OBJECT_BIN ? 0 : -1;
@@ -389,8 +437,7 @@ static int check_field(const field_t *f, const msgpack_object *o)
   case F_U32:
     return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= UINT32_MAX ? 0 : -1;
   case F_U64: return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? 0 : -1;
-  case F_ENUM:
-    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= f->max ? 0 : -1;
+  case F_ENUM: return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= f->max ? 0 : -1;
   case F_BOOL: return o->type == MSGPACK_OBJECT_BOOLEAN ? 0 : -1;
   case F_STRLIST:
     if (o->type != MSGPACK_OBJECT_ARRAY)
@@ -410,18 +457,25 @@ static int check_field(const field_t *f, const msgpack_object *o)
   return -1;
 }
 
+/* A stored string, also when empty: msgpack-c may give an empty string a
+ * NULL pointer (at the end of the buffer), which must not turn "" into an
+ * unset field or a NULL list item. */
 static char *dup_str(const msgpack_object *o)
 {
-  return xstrndup(o->via.str.ptr, o->via.str.size);
+  return xstrndup(o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
 }
 
 /* Step 3b: copies one checked field into the record. Only sealed fields can
  * fail (seal_open's code). */
 static int set_field(const desc_t *d, const field_t *f, const msgpack_object *o, void *rec,
-                     const char *key, size_t keylen, const seal_keyring_t *kr)
+                     const char *key, size_t keylen, const seal_keyring_t *kr, uint32_t version)
 {
   if (o->type == MSGPACK_OBJECT_NIL)
     return 0;
+  if (was_plain(f, version)) {
+    *AT(rec, f, char *) = dup_str(o);
+    return 0;
+  }
   switch ((ftype_t)f->type) {
   case F_STR: *AT(rec, f, char *) = dup_str(o); break;
   case F_SEALED: {
@@ -436,12 +490,12 @@ static int set_field(const desc_t *d, const field_t *f, const msgpack_object *o,
     return rc;
   }
   case F_I64:
-    *AT(rec, f, int64_t) = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)o->via.u64
-                                                                      : o->via.i64;
+    *AT(rec, f, int64_t) =
+      o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)o->via.u64 : o->via.i64;
     break;
   case F_I32:
-    *AT(rec, f, int32_t) = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int32_t)o->via.u64
-                                                                      : (int32_t)o->via.i64;
+    *AT(rec, f, int32_t) =
+      o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int32_t)o->via.u64 : (int32_t)o->via.i64;
     break;
   case F_U32: *AT(rec, f, uint32_t) = (uint32_t)o->via.u64; break;
   case F_U64: *AT(rec, f, uint64_t) = o->via.u64; break;
@@ -478,7 +532,7 @@ static int set_field(const desc_t *d, const field_t *f, const msgpack_object *o,
 /* Steps 1, 2 and the array/version check, plus 3a for every field.
  * *arr points at the stored fields (after the version), *nf their count. */
 static int parse(const desc_t *d, const void *data, size_t n, msgpack_zone *z,
-                 const msgpack_object **arr, size_t *nf, msgpack_object *root)
+                 const msgpack_object **arr, size_t *nf, msgpack_object *root, uint32_t *version)
 {
   if (data == NULL || n == 0 || precheck(data, n) != 0)
     return GRANTD_ESTORE_DECODE;
@@ -490,16 +544,18 @@ static int parse(const desc_t *d, const void *data, size_t n, msgpack_zone *z,
   const msgpack_object *v = &root->via.array.ptr[0];
   if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
     return GRANTD_ESTORE_DECODE;
-  if (v->via.u64 != RECORD_VERSION)
+  if (v->via.u64 < RECORD_VERSION_OLDEST || v->via.u64 > RECORD_VERSION)
     return GRANTD_ESTORE_VERSION;
+  uint32_t ver = (uint32_t)v->via.u64;
   size_t cnt = root->via.array.size - 1;
   if (cnt > d->nfields)
     return GRANTD_ESTORE_DECODE;
   for (size_t i = 0; i < cnt; i++)
-    if (check_field(&d->fields[i], &root->via.array.ptr[i + 1]) != 0)
+    if (check_field(&d->fields[i], &root->via.array.ptr[i + 1], ver) != 0)
       return GRANTD_ESTORE_DECODE;
   *arr = root->via.array.ptr + 1;
   *nf = cnt;
+  *version = ver;
   return 0;
 }
 
@@ -515,9 +571,10 @@ static int decode(const desc_t *d, const void *data, size_t n, const char *key, 
   msgpack_object root;
   const msgpack_object *arr = NULL;
   size_t nf = 0;
-  int rc = parse(d, data, n, &z, &arr, &nf, &root);
+  uint32_t ver = 0;
+  int rc = parse(d, data, n, &z, &arr, &nf, &root, &ver);
   for (size_t i = 0; rc == 0 && i < nf; i++)
-    rc = set_field(d, &d->fields[i], &arr[i], out, key, keylen, kr);
+    rc = set_field(d, &d->fields[i], &arr[i], out, key, keylen, kr, ver);
   msgpack_zone_destroy(&z);
   if (rc != 0) {
     d->free_fn(out);
@@ -533,8 +590,8 @@ int provider_decode(const void *data, size_t n, const char *name, size_t name_le
   return decode(&provider_desc, data, n, name, name_len, kr, out);
 }
 
-int conn_decode(const void *data, size_t n, const char *id, size_t id_len,
-                const seal_keyring_t *kr, conn_t *out)
+int conn_decode(const void *data, size_t n, const char *id, size_t id_len, const seal_keyring_t *kr,
+                conn_t *out)
 {
   return decode(&conn_desc, data, n, id, id_len, kr, out);
 }
@@ -545,53 +602,230 @@ int state_rec_decode(const void *data, size_t n, const char *state, size_t state
   return decode(&state_desc, data, n, state, state_len, kr, out);
 }
 
-static slice_t obj_slice(const msgpack_object *arr, size_t nf, size_t i)
+/* ---- the scheduling view, read straight from the bytes ---------------- */
+
+/* The scheduler reads a few fields of every connection at start-up and on
+ * every write (the old tenant index key), so this path builds no object tree
+ * and allocates nothing: after precheck() it walks the top-level array once,
+ * checking each field as check_field() does, with msgpack-c's typing of
+ * integers (a signed encoding of a non-negative value is a positive
+ * integer). The fuzz harness holds it to conn_decode()'s verdicts. */
+
+enum { K_NIL, K_BOOL, K_UINT, K_NINT, K_STR, K_BIN, K_ARRAY, K_MAP, K_OTHER };
+
+typedef struct {
+  int kind;
+  uint64_t u;       /* K_BOOL, K_UINT; K_ARRAY/K_MAP: element / pair count */
+  int64_t i;        /* K_NINT */
+  const uint8_t *s; /* K_STR, K_BIN: payload */
+  size_t len;       /* K_STR, K_BIN: payload length */
+} raw_t;
+
+/* Reads the object header at p[*i] (a prechecked buffer of n bytes) and
+ * moves past it and past a string, bin, float or ext payload; an array's or
+ * map's elements follow. -1 past the end. */
+static int raw_next(const uint8_t *p, size_t n, size_t *i, raw_t *o)
+{
+  if (*i >= n)
+    return -1;
+  uint8_t b = p[(*i)++];
+  size_t w = 0, skip = 0;
+  memset(o, 0, sizeof *o);
+  if (b <= 0x7f) {
+    o->kind = K_UINT, o->u = b;
+  } else if (b >= 0xe0) {
+    o->kind = K_NINT, o->i = (int8_t)b;
+  } else if (b <= 0x8f) {
+    o->kind = K_MAP, o->u = b & 0x0f;
+  } else if (b <= 0x9f) {
+    o->kind = K_ARRAY, o->u = b & 0x0f;
+  } else if (b <= 0xbf) {
+    o->kind = K_STR, o->len = b & 0x1f;
+  } else {
+    switch (b) {
+    case 0xc0: o->kind = K_NIL; break;
+    case 0xc2:
+    case 0xc3: o->kind = K_BOOL, o->u = b == 0xc3; break;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6: o->kind = K_BIN, w = (size_t)1 << (b - 0xc4); break;
+    case 0xd9:
+    case 0xda:
+    case 0xdb: o->kind = K_STR, w = (size_t)1 << (b - 0xd9); break;
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf: {
+      size_t k = (size_t)1 << (b - 0xcc);
+      if (n - *i < k)
+        return -1;
+      o->kind = K_UINT, o->u = be(p + *i, k);
+      *i += k;
+      break;
+    }
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+      size_t k = (size_t)1 << (b - 0xd0);
+      if (n - *i < k)
+        return -1;
+      uint64_t v = be(p + *i, k);
+      *i += k;
+      int64_t x = k == 1 ? (int8_t)v : k == 2 ? (int16_t)v : k == 4 ? (int32_t)v : (int64_t)v;
+      if (x >= 0)
+        o->kind = K_UINT, o->u = (uint64_t)x;
+      else
+        o->kind = K_NINT, o->i = x;
+      break;
+    }
+    case 0xdc:
+    case 0xdd:
+    case 0xde:
+    case 0xdf: {
+      size_t k = (b & 1) ? 4 : 2;
+      if (n - *i < k)
+        return -1;
+      o->kind = b >= 0xde ? K_MAP : K_ARRAY, o->u = be(p + *i, k);
+      *i += k;
+      break;
+    }
+    case 0xca: o->kind = K_OTHER, skip = 4; break;
+    case 0xcb: o->kind = K_OTHER, skip = 8; break;
+    case 0xd4: o->kind = K_OTHER, skip = 2; break;
+    case 0xd5: o->kind = K_OTHER, skip = 3; break;
+    case 0xd6: o->kind = K_OTHER, skip = 5; break;
+    case 0xd7: o->kind = K_OTHER, skip = 9; break;
+    case 0xd8: o->kind = K_OTHER, skip = 17; break;
+    case 0xc7:
+    case 0xc8:
+    case 0xc9: o->kind = K_OTHER, w = (size_t)1 << (b - 0xc7), skip = 1; break;
+    default: return -1; /* 0xc1 */
+    }
+  }
+  if (w > 0) {
+    if (n - *i < w)
+      return -1;
+    size_t len = (size_t)be(p + *i, w);
+    *i += w;
+    if (o->kind == K_OTHER)
+      skip += len;
+    else
+      o->len = len;
+  }
+  if (o->kind == K_STR || o->kind == K_BIN) {
+    if (o->len > n - *i)
+      return -1;
+    o->s = p + *i;
+    *i += o->len;
+  }
+  if (skip > n - *i)
+    return -1;
+  *i += skip;
+  return 0;
+}
+
+static bool raw_str_ok(const raw_t *o)
+{
+  return o->kind == K_STR && (o->len == 0 || memchr(o->s, '\0', o->len) == NULL);
+}
+
+/* check_field() on the raw object `o` just read; the elements of a list or
+ * map field are read (and checked) here too. */
+static int raw_check(const field_t *f, const uint8_t *p, size_t n, size_t *i, const raw_t *o,
+                     uint32_t version)
+{
+  if (o->kind == K_NIL)
+    return 0;
+  if (was_plain(f, version))
+    return raw_str_ok(o) ? 0 : -1;
+  switch ((ftype_t)f->type) {
+  case F_STR: return raw_str_ok(o) ? 0 : -1;
+  case F_SEALED: return o->kind == K_BIN ? 0 : -1;
+  case F_I64:
+    if (o->kind == K_UINT)
+      return o->u <= INT64_MAX ? 0 : -1;
+    return o->kind == K_NINT ? 0 : -1;
+  case F_I32:
+    if (o->kind == K_UINT)
+      return o->u <= INT32_MAX ? 0 : -1;
+    if (o->kind == K_NINT)
+      return o->i >= INT32_MIN ? 0 : -1;
+    return -1;
+  case F_U32: return o->kind == K_UINT && o->u <= UINT32_MAX ? 0 : -1;
+  case F_U64: return o->kind == K_UINT ? 0 : -1;
+  case F_ENUM: return o->kind == K_UINT && o->u <= f->max ? 0 : -1;
+  case F_BOOL: return o->kind == K_BOOL ? 0 : -1;
+  case F_STRLIST:
+  case F_KVLIST: {
+    bool map = f->type == F_KVLIST;
+    if (o->kind != (map ? K_MAP : K_ARRAY))
+      return -1;
+    uint64_t items = map ? 2 * o->u : o->u;
+    for (uint64_t k = 0; k < items; k++) {
+      raw_t e;
+      if (raw_next(p, n, i, &e) != 0 || !raw_str_ok(&e))
+        return -1;
+    }
+    return 0;
+  }
+  }
+  return -1;
+}
+
+static slice_t raw_slice(const raw_t *o)
 {
   slice_t s = {NULL, 0};
-  if (i < nf && arr[i].type == MSGPACK_OBJECT_STR) {
-    s.p = arr[i].via.str.ptr;
-    s.n = arr[i].via.str.size;
+  if (o->kind == K_STR) {
+    s.p = (const char *)o->s;
+    s.n = o->len;
   }
   return s;
 }
 
-static uint64_t obj_u64(const msgpack_object *arr, size_t nf, size_t i)
+static int64_t raw_i64(const raw_t *o)
 {
-  if (i < nf && arr[i].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-    return arr[i].via.u64;
-  return 0;
+  return o->kind == K_NINT ? o->i : o->kind == K_UINT ? (int64_t)o->u : 0;
 }
 
-static int64_t obj_i64(const msgpack_object *arr, size_t nf, size_t i)
-{
-  if (i < nf && arr[i].type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-    return arr[i].via.i64;
-  return (int64_t)obj_u64(arr, nf, i);
-}
-
-int conn_decode_sched(const void *data, size_t n, const char *id, size_t id_len,
-                      conn_sched_t *out)
+int conn_decode_sched(const void *data, size_t n, const char *id, size_t id_len, conn_sched_t *out)
 {
   memset(out, 0, sizeof(*out));
-  msgpack_zone z;
-  if (!msgpack_zone_init(&z, 1024))
-    abort();
-  msgpack_object root;
-  const msgpack_object *arr = NULL;
-  size_t nf = 0;
-  int rc = parse(&conn_desc, data, n, &z, &arr, &nf, &root);
-  if (rc == 0) {
-    /* Strings point into `data`, not into the zone, so they outlive it. */
-    out->id.p = id;
-    out->id.n = id_len;
-    out->tenant = obj_slice(arr, nf, C_TENANT);
-    out->provider = obj_slice(arr, nf, C_PROVIDER);
-    out->grant = (grant_t)obj_u64(arr, nf, C_GRANT);
-    out->status = (conn_status_t)obj_u64(arr, nf, C_STATUS);
-    out->expires_at = obj_i64(arr, nf, C_EXPIRES);
-    out->next_refresh_at = obj_i64(arr, nf, C_NEXT_REFRESH);
-    out->failures = (uint32_t)obj_u64(arr, nf, C_FAILURES);
+  const uint8_t *p = data;
+  if (data == NULL || n == 0 || precheck(p, n) != 0)
+    return GRANTD_ESTORE_DECODE;
+  size_t i = 0;
+  raw_t root, v;
+  if (raw_next(p, n, &i, &root) != 0 || root.kind != K_ARRAY || root.u < 1)
+    return GRANTD_ESTORE_DECODE;
+  if (raw_next(p, n, &i, &v) != 0 || v.kind != K_UINT)
+    return GRANTD_ESTORE_DECODE;
+  if (v.u < RECORD_VERSION_OLDEST || v.u > RECORD_VERSION)
+    return GRANTD_ESTORE_VERSION;
+  uint32_t ver = (uint32_t)v.u;
+  uint64_t cnt = root.u - 1;
+  if (cnt > conn_desc.nfields)
+    return GRANTD_ESTORE_DECODE;
+  conn_sched_t cs;
+  memset(&cs, 0, sizeof cs);
+  for (size_t f = 0; f < cnt; f++) {
+    raw_t o;
+    if (raw_next(p, n, &i, &o) != 0 || raw_check(&conn_desc.fields[f], p, n, &i, &o, ver) != 0)
+      return GRANTD_ESTORE_DECODE;
+    switch (f) {
+    case C_TENANT: cs.tenant = raw_slice(&o); break;
+    case C_PROVIDER: cs.provider = raw_slice(&o); break;
+    case C_GRANT: cs.grant = (grant_t)(o.kind == K_UINT ? o.u : 0); break;
+    case C_STATUS: cs.status = (conn_status_t)(o.kind == K_UINT ? o.u : 0); break;
+    case C_EXPIRES: cs.expires_at = raw_i64(&o); break;
+    case C_NEXT_REFRESH: cs.next_refresh_at = raw_i64(&o); break;
+    case C_FAILURES: cs.failures = (uint32_t)(o.kind == K_UINT ? o.u : 0); break;
+    default: break;
+    }
   }
-  msgpack_zone_destroy(&z);
-  return rc;
+  /* Strings point into `data`. */
+  cs.id.p = id;
+  cs.id.n = id_len;
+  *out = cs;
+  return 0;
 }

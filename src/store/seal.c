@@ -231,7 +231,7 @@ int seal_seal_with(const seal_keyring_t *kr, uint32_t id, const char *db, const 
     p[4] = (uint8_t)k->id;
   }
   uint8_t *nonce = p + hl;
-  rand_bytes(nonce, SEAL_NONCE_LEN);
+  rand_nonce(nonce, SEAL_NONCE_LEN);
   uint8_t *ct = nonce + SEAL_NONCE_LEN;
   if (n > 0)
     memcpy(ct, pt, n);

@@ -78,6 +78,22 @@ int seal_keyring_has(const seal_keyring_t *kr, uint32_t id);
  * @return 0 with out filled, or GRANTD_EINVALID (out wiped). */
 int seal_key_parse(const char *s, uint8_t out[SEAL_KEY_LEN]);
 
+/* Largest key id a keyring text may name. */
+#define SEAL_KEY_ID_MAX 65535u
+
+/* Builds a keyring from text listing `ID:KEY` entries separated by commas
+ * or new lines (GRANTD_MASTER_KEYS, or a --master-keys-file); white space
+ * around entries is ignored, `#` starts a comment running to the end of
+ * the line, empty entries are skipped. ID is a decimal 1..SEAL_KEY_ID_MAX
+ * (no sign, no leading zero), KEY as seal_key_parse(). The first entry is
+ * the current key (seals new values); all of them open. At least one and
+ * at most SEAL_MAX_KEYS entries, ids unique.
+ * @return 0 with *out (free with seal_keyring_free); GRANTD_EINVALID with
+ *         a one-line message in err naming the entry by its position
+ *         ("entry 2: ...") and never quoting key material; *out untouched
+ *         and every parsed key wiped. */
+int seal_keyring_parse(const char *text, size_t n, seal_keyring_t **out, char *err, size_t errlen);
+
 /* Seals pt[0..n) with the current key and appends the blob to out.
  * Associated data: db, 0x00, key[0..keylen).
  * @return 0, or GRANTD_ESTORE_KEY when the keyring has no current key

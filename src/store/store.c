@@ -1,20 +1,14 @@
 /*
- * store.c - the LMDB environment, its check at open, and the read side of
- * the store: gets, listings and scans, all seeing pending writes through
- * the overlay (store_write.c); see store.h.
+ * store.c - the LMDB environment, its check at open, and single-record
+ * reads (gets), which see pending writes through the overlay
+ * (store_write.c); listings and scans are store_iter.c. See store.h.
  *
  * Reads on the loop reuse one read-only txn handle (mdb_txn_renew /
  * mdb_txn_reset), which the environment allows because it is opened with
- * MDB_NOTLS (reader slots belong to txns, not threads). Scans and listings
- * that call back into user code use a txn of their own, so a callback may
- * itself call store_*_get().
- *
- * A listing or scan merges two sorted sequences: the LMDB cursor over the
- * key range, and the overlay entries of that range, sorted once per call.
- * An overlay entry replaces the LMDB record of the same key (tombstones hide
- * it); overlay keys LMDB lacks are emitted in their place in key order.
+ * MDB_NOTLS (reader slots belong to txns, not threads).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,10 +20,18 @@
 #include "store/store_int.h"
 
 const char *const store__db_names[DB_COUNT] = {
-  RECORD_DB_PROVIDERS, RECORD_DB_CONNECTIONS, RECORD_DB_STATES, "by_tenant", "meta",
+  RECORD_DB_PROVIDERS, RECORD_DB_CONNECTIONS, RECORD_DB_STATES, "by_tenant", "meta", "events",
 };
 
-static const char check_plain[] = "grantd key check v1";
+static const char check_plain[] = STORE_KEY_CHECK_PLAIN;
+
+/* "ENOSPC", "EIO" ... for a positive errno value; LMDB's own codes by
+ * their MDB_ name family. */
+static const char *errno_name(int rc)
+{
+  const char *n = rc > 0 ? strerrorname_np(rc) : NULL;
+  return n != NULL ? n : rc > 0 ? "unknown_errno" : "MDB_ERROR";
+}
 
 int store__mdb_err(int rc, const char *what)
 {
@@ -41,7 +43,14 @@ int store__mdb_err(int rc, const char *what)
     log_warn("store_map_full", "op", what);
     return GRANTD_EMAP_FULL;
   }
-  log_error("store_error", "op", what, "error", mdb_strerror(rc), "#code", LOG_I64(rc));
+  /* LMDB passes system errors through as positive errno values: log their
+   * name (ENOSPC, EIO ...), not only the text. */
+  const char *name = errno_name(rc);
+  if (rc == ENOSPC || rc == EDQUOT) {
+    log_error("store_disk_full", "op", what, "errno", name, "error", mdb_strerror(rc));
+    return GRANTD_EDISK_FULL;
+  }
+  log_error("store_error", "op", what, "errno", name, "error", mdb_strerror(rc));
   return GRANTD_ESTORE_IO;
 }
 
@@ -52,14 +61,15 @@ void store__report_bad(store_t *s, int db, const char *key, size_t keylen, int e
   /* A state key is a live single-use secret: log only its first bytes. */
   size_t shown = db == DB_STATES && keylen > 6 ? 6 : keylen;
   char *k = xstrndup(key, shown);
-  log_error("store_record_bad", "db", store__db_names[db], "key", k,
-            "?key_truncated", shown < keylen, "error", err_name(err));
+  log_error("store_record_bad", "db", store__db_names[db], "key", k, "?key_truncated",
+            shown < keylen, "error", err_name(err));
   free(k);
 }
 
 int store__rtxn_begin(store_t *s, MDB_txn **txn)
 {
   int rc;
+  *txn = NULL;
   if (s->rtxn == NULL)
     rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->rtxn);
   else
@@ -82,6 +92,8 @@ void store__rtxn_end(store_t *s)
 int store__lookup(store_t *s, MDB_txn *txn, int db, const char *key, size_t keylen,
                   const void **val, size_t *vlen)
 {
+  *val = NULL;
+  *vlen = 0;
   ov_entry_t *e = store__ov_find(s, db, key, keylen);
   if (e != NULL) {
     if (e->tomb)
@@ -158,14 +170,17 @@ static int check_meta(store_t *s, MDB_txn *txn)
     uint32_t id = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
     known++;
     if (!seal_keyring_has(s->kr, id)) {
-      log_warn("store_key_missing", "#key_id", LOG_I64(id), "detail",
-               "records sealed with this key id cannot be opened");
+      /* Retired after a rotation, or missing: grantd serve counts the
+       * records that still need it (store_seal_census) and refuses to
+       * start while there are any. */
+      log_info("store_key_not_in_keyring", "#key_id", LOG_I64(id), "detail",
+               "records sealed with this key id, if any, cannot be opened");
       continue;
     }
     buf_t pt = BUF_INIT;
     int orc = seal_open(s->kr, "meta", ck.mv_data, 8, cv.mv_data, cv.mv_size, &pt);
-    int same = orc == 0 && pt.len == sizeof(check_plain) - 1 &&
-               memcmp(pt.data, check_plain, pt.len) == 0;
+    int same =
+      orc == 0 && pt.len == sizeof(check_plain) - 1 && memcmp(pt.data, check_plain, pt.len) == 0;
     buf_wipe_free(&pt);
     if (!same) {
       mdb_cursor_close(cur);
@@ -179,7 +194,8 @@ static int check_meta(store_t *s, MDB_txn *txn)
   if (rc != 0 && rc != MDB_NOTFOUND)
     return store__mdb_err(rc, "meta_scan");
   if (known > 0 && matched == 0) {
-    log_error("store_wrong_master_key", "detail", "none of the configured key ids sealed this store");
+    log_error("store_wrong_master_key", "detail",
+              "none of the configured key ids sealed this store");
     return GRANTD_ESTORE_WRONG_KEY;
   }
   for (size_t i = 0; i < seal_keyring_count(s->kr); i++) {
@@ -203,21 +219,90 @@ static int check_meta(store_t *s, MDB_txn *txn)
   return 0;
 }
 
+int store_set_keyring(store_t *s, const seal_keyring_t *kr)
+{
+  uint32_t cur;
+  if (kr == NULL || seal_keyring_current(kr, &cur) != 0)
+    return GRANTD_EINVALID;
+  if (s->closing)
+    return GRANTD_ESHUTDOWN;
+  MDB_txn *txn;
+  int rc = store__rtxn_begin(s, &txn);
+  if (rc != 0)
+    return rc;
+  bool fresh[SEAL_MAX_KEYS] = {false};
+  for (size_t i = 0; i < seal_keyring_count(kr) && i < SEAL_MAX_KEYS; i++) {
+    uint32_t id = seal_keyring_id_at(kr, i);
+    char mk[8];
+    meta_key(id, mk);
+    /* A pending check value (an earlier reload) counts as present. */
+    const void *v;
+    size_t vn;
+    int lrc = store__lookup(s, txn, DB_META, mk, 8, &v, &vn);
+    if (lrc == GRANTD_ENOT_FOUND) {
+      fresh[i] = true;
+      continue;
+    }
+    if (lrc != 0) {
+      store__rtxn_end(s);
+      return lrc;
+    }
+    buf_t pt = BUF_INIT;
+    int orc = seal_open(kr, "meta", mk, 8, v, vn, &pt);
+    bool same =
+      orc == 0 && pt.len == sizeof(check_plain) - 1 && memcmp(pt.data, check_plain, pt.len) == 0;
+    buf_wipe_free(&pt);
+    if (!same) {
+      store__rtxn_end(s);
+      log_error("store_wrong_master_key", "#key_id", LOG_I64(id), "detail",
+                "this key differs from the one the store knows under this id");
+      return GRANTD_ESTORE_WRONG_KEY;
+    }
+  }
+  store__rtxn_end(s);
+  s->kr = kr;
+  for (size_t i = 0; i < seal_keyring_count(kr) && i < SEAL_MAX_KEYS; i++) {
+    if (!fresh[i])
+      continue;
+    uint32_t id = seal_keyring_id_at(kr, i);
+    char mk[8];
+    meta_key(id, mk);
+    buf_t blob = BUF_INIT;
+    seal_seal_with(kr, id, "meta", mk, 8, check_plain, sizeof(check_plain) - 1, &blob);
+    store__put_raw(s, DB_META, mk, 8, &blob);
+    buf_free(&blob);
+  }
+  return 0;
+}
+
 static void define_metrics(void)
 {
   static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                  0.05, 0.1, 0.25, 0.5, 1, 2.5};
+                                  0.05,   0.1,   0.25,   0.5,   1,    2.5};
   metrics_help("grantd_store_commits_total", "LMDB write batches committed", METRIC_COUNTER);
+  metrics_help("grantd_events_total", "connection events committed, by type", METRIC_COUNTER);
+  metrics_help("grantd_events_pruned_total", "connection events pruned by the outbox retention",
+               METRIC_COUNTER);
   metrics_help("grantd_store_commit_failures_total", "LMDB write batches that failed",
                METRIC_COUNTER);
   metrics_help("grantd_store_ops_committed_total", "store writes committed", METRIC_COUNTER);
   metrics_help("grantd_store_decode_errors_total", "stored records that failed to decode",
                METRIC_COUNTER);
-  metrics_help("grantd_store_last_batch_size", "writes in the last committed batch",
-               METRIC_GAUGE);
+  metrics_help("grantd_store_last_batch_size", "writes in the last committed batch", METRIC_GAUGE);
   metrics_help("grantd_store_pending_ops", "writes queued for the next batch", METRIC_GAUGE);
-  metrics_histogram_define("grantd_store_commit_seconds", "LMDB batch commit time (synced)",
-                           bounds, ARRAY_SIZE(bounds));
+  metrics_histogram_define("grantd_store_commit_seconds", "LMDB batch commit time (synced)", bounds,
+                           ARRAY_SIZE(bounds));
+}
+
+bool store_exists(const char *dir)
+{
+  char path[4200];
+  struct stat st;
+  if (dir == NULL || (size_t)snprintf(path, sizeof path, "%s/data.mdb", dir) >= sizeof path)
+    return false;
+  /* When in doubt (EACCES, EIO ...) say yes: the caller must not create a
+   * new key beside a store it cannot see. */
+  return stat(path, &st) == 0 || errno != ENOENT;
 }
 
 int store_open(store_t **out, const store_opts_t *opts)
@@ -234,6 +319,8 @@ int store_open(store_t **out, const store_opts_t *opts)
   s->loop = opts->loop;
   s->kr = opts->keyring;
   s->map_size = opts->map_size ? opts->map_size : STORE_DEFAULT_MAP_SIZE;
+  s->ev_keep = opts->events_keep ? opts->events_keep : STORE_EVENTS_KEEP;
+  s->ev_keep_ms = opts->events_keep_ms > 0 ? opts->events_keep_ms : STORE_EVENTS_KEEP_MS;
   MDB_txn *txn = NULL;
   int rc = mdb_env_create(&s->env);
   if (rc != 0)
@@ -252,6 +339,8 @@ int store_open(store_t **out, const store_opts_t *opts)
     if ((rc = mdb_dbi_open(txn, store__db_names[i], MDB_CREATE, &s->dbi[i])) != 0)
       goto fail_txn;
   int grc = check_meta(s, txn);
+  if (grc == 0 && (rc = store__ev_load(s, txn)) != 0)
+    grc = store__mdb_err(rc, "events");
   if (grc != 0) {
     mdb_txn_abort(txn);
     mdb_env_close(s->env);
@@ -277,8 +366,11 @@ fail_env:
   mdb_env_close(s->env);
 fail_free:
   free(s);
-  log_error("store_open_failed", "path", opts->path, "error", mdb_strerror(rc));
-  return rc == MDB_MAP_FULL ? GRANTD_EMAP_FULL : GRANTD_ESTORE_IO;
+  log_error("store_open_failed", "path", opts->path, "errno", errno_name(rc), "error",
+            mdb_strerror(rc));
+  if (rc == MDB_MAP_FULL)
+    return GRANTD_EMAP_FULL;
+  return rc == ENOSPC || rc == EDQUOT ? GRANTD_EDISK_FULL : GRANTD_ESTORE_IO;
 }
 
 static void on_kick_closed(uv_handle_t *h)
@@ -328,8 +420,8 @@ static int get_generic(store_t *s, int db, const char *key, void *out,
   int rc = store__rtxn_begin(s, &txn);
   if (rc != 0)
     return rc;
-  const void *v;
-  size_t vn;
+  const void *v = NULL;
+  size_t vn = 0;
   rc = store__lookup(s, txn, db, key, kl, &v, &vn);
   if (rc == 0) {
     rc = dec(v, vn, key, kl, s->kr, out);
@@ -340,8 +432,8 @@ static int get_generic(store_t *s, int db, const char *key, void *out,
   return rc;
 }
 
-static int dec_provider(const void *d, size_t n, const char *k, size_t kl,
-                        const seal_keyring_t *kr, void *out)
+static int dec_provider(const void *d, size_t n, const char *k, size_t kl, const seal_keyring_t *kr,
+                        void *out)
 {
   return provider_decode(d, n, k, kl, kr, out);
 }
@@ -394,259 +486,6 @@ int store_committed_get(store_t *s, const char *db, const void *key, size_t keyl
     buf_append(out, v.mv_data, v.mv_size);
   store__rtxn_end(s);
   return rc;
-}
-
-/* ---- merged iteration ---- */
-
-/* Called per visible record of the range; returns 0 to go on. */
-typedef int (*visit_fn)(void *ctx, const char *key, size_t keylen, const void *val, size_t vlen);
-
-/* Visits, in key order, every record of db whose key starts with prefix and
- * (when after != NULL) whose remainder sorts after `after`, pending writes
- * included. @return 0, the visitor's non-zero value, or GRANTD_ESTORE_IO. */
-static int iter_merged(store_t *s, MDB_txn *txn, int db, const char *prefix, size_t plen,
-                       const char *after, size_t alen, visit_fn fn, void *ctx)
-{
-  size_t nov = 0, oi = 0;
-  ov_entry_t **ov = store__ov_range(s, db, prefix, plen, after, alen, &nov);
-  MDB_cursor *cur = NULL;
-  int rc = mdb_cursor_open(txn, s->dbi[db], &cur);
-  if (rc != 0) {
-    free(ov);
-    return store__mdb_err(rc, "cursor");
-  }
-  /* Position at the first key >= prefix + after. */
-  buf_t start = BUF_INIT;
-  buf_append(&start, prefix, plen);
-  if (after != NULL)
-    buf_append(&start, after, alen);
-  MDB_val k = {start.len, start.data}, v;
-  int mrc = start.len ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
-                      : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-  if (mrc == 0 && after != NULL && k.mv_size == start.len &&
-      memcmp(k.mv_data, start.data, start.len) == 0)
-    mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-  rc = 0;
-  for (;;) {
-    bool have_db = mrc == 0 && k.mv_size >= plen && memcmp(k.mv_data, prefix, plen) == 0;
-    if (mrc != 0 && mrc != MDB_NOTFOUND) {
-      rc = store__mdb_err(mrc, "cursor_get");
-      break;
-    }
-    bool have_ov = oi < nov;
-    if (!have_db && !have_ov)
-      break;
-    int c = !have_db ? 1 : !have_ov ? -1
-                                    : store__keycmp(k.mv_data, k.mv_size, ov[oi]->key,
-                                                    ov[oi]->keylen);
-    if (c < 0) {
-      rc = fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
-      mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    } else {
-      ov_entry_t *e = ov[oi++];
-      if (!e->tomb) {
-        const store_op_t *op = e->op;
-        rc = db == DB_BY_TENANT ? fn(ctx, e->key, e->keylen, "", 0)
-                                : fn(ctx, e->key, e->keylen, op->val.data, op->val.len);
-      }
-      if (c == 0)
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    if (rc != 0)
-      break;
-  }
-  mdb_cursor_close(cur);
-  buf_free(&start);
-  free(ov);
-  return rc;
-}
-
-/* ---- listing ---- */
-
-typedef struct {
-  store_t *s;
-  MDB_txn *txn;
-  const char *tenant;
-  size_t tlen;
-  int status;
-  size_t limit;
-  conn_t *out;
-  size_t n;
-  bool more;
-} list_ctx_t;
-
-/* One candidate connection: filter on the scheduling view (no AES), then
- * decode fully while the page has room; one match past the page means
- * there is a next page. */
-static int list_consider(list_ctx_t *lc, const char *id, size_t idlen, const void *val,
-                         size_t vlen)
-{
-  conn_sched_t cs;
-  int rc = conn_decode_sched(val, vlen, id, idlen, &cs);
-  if (rc != 0) {
-    store__report_bad(lc->s, DB_CONNECTIONS, id, idlen, rc);
-    return 0;
-  }
-  if (lc->tenant != NULL &&
-      (cs.tenant.p == NULL || cs.tenant.n != lc->tlen || memcmp(cs.tenant.p, lc->tenant, lc->tlen)))
-    return 0; /* a stale index entry */
-  if (lc->status >= 0 && (int)cs.status != lc->status)
-    return 0;
-  if (lc->n == lc->limit) {
-    lc->more = true;
-    return 1;
-  }
-  rc = conn_decode(val, vlen, id, idlen, lc->s->kr, &lc->out[lc->n]);
-  if (rc != 0) {
-    store__report_bad(lc->s, DB_CONNECTIONS, id, idlen, rc);
-    return 0;
-  }
-  lc->n++;
-  return 0;
-}
-
-static int list_visit_conn(void *ctx, const char *key, size_t keylen, const void *val,
-                           size_t vlen)
-{
-  return list_consider(ctx, key, keylen, val, vlen);
-}
-
-static int list_visit_index(void *ctx, const char *key, size_t keylen, const void *val,
-                            size_t vlen)
-{
-  (void)val;
-  (void)vlen;
-  list_ctx_t *lc = ctx;
-  const char *id = key + lc->tlen + 1;
-  size_t idlen = keylen - lc->tlen - 1;
-  const void *cv = NULL;
-  size_t cn = 0;
-  int rc = store__lookup(lc->s, lc->txn, DB_CONNECTIONS, id, idlen, &cv, &cn);
-  if (rc == GRANTD_ENOT_FOUND)
-    return 0; /* index entry without its record: skip */
-  if (rc != 0)
-    return rc;
-  return list_consider(lc, id, idlen, cv, cn);
-}
-
-int store_conn_list(store_t *s, const char *tenant, int status, const char *cursor,
-                    size_t limit, conn_t **out, size_t *n, char **next)
-{
-  *out = NULL;
-  *n = 0;
-  *next = NULL;
-  if (limit == 0)
-    limit = 100;
-  list_ctx_t lc = {s, NULL, tenant, tenant ? strlen(tenant) : 0, status, limit, NULL, 0, false};
-  lc.out = xcalloc(limit, sizeof(conn_t));
-  int rc = store__rtxn_begin(s, &lc.txn);
-  if (rc != 0) {
-    free(lc.out);
-    return rc;
-  }
-  size_t clen = cursor ? strlen(cursor) : 0;
-  if (tenant != NULL) {
-    buf_t prefix = BUF_INIT;
-    buf_append(&prefix, tenant, lc.tlen + 1); /* with the 0x00 separator */
-    rc = iter_merged(s, lc.txn, DB_BY_TENANT, prefix.data, prefix.len, cursor, clen,
-                     list_visit_index, &lc);
-    buf_free(&prefix);
-  } else {
-    rc = iter_merged(s, lc.txn, DB_CONNECTIONS, "", 0, cursor, clen, list_visit_conn, &lc);
-  }
-  store__rtxn_end(s);
-  if (rc < 0) {
-    for (size_t i = 0; i < lc.n; i++)
-      conn_free(&lc.out[i]);
-    free(lc.out);
-    return rc;
-  }
-  if (lc.n == 0) {
-    free(lc.out);
-    return 0;
-  }
-  *out = lc.out;
-  *n = lc.n;
-  if (lc.more)
-    *next = xstrdup(lc.out[lc.n - 1].id);
-  return 0;
-}
-
-/* ---- scans ---- */
-
-typedef struct {
-  store_t *s;
-  int db;
-  int mode; /* 0 provider, 1 conn, 2 sched */
-  union {
-    store_provider_fn provider;
-    store_conn_fn conn;
-    store_sched_fn sched;
-  } fn;
-  store_bad_fn bad;
-  void *arg;
-} scan_ctx_t;
-
-static int scan_visit(void *ctx, const char *key, size_t keylen, const void *val, size_t vlen)
-{
-  scan_ctx_t *sc = ctx;
-  int rc, ret = 0;
-  if (sc->mode == 2) {
-    conn_sched_t cs;
-    rc = conn_decode_sched(val, vlen, key, keylen, &cs);
-    if (rc == 0)
-      ret = sc->fn.sched(sc->arg, &cs);
-  } else if (sc->mode == 1) {
-    conn_t c;
-    rc = conn_decode(val, vlen, key, keylen, sc->s->kr, &c);
-    if (rc == 0) {
-      ret = sc->fn.conn(sc->arg, &c);
-      conn_free(&c);
-    }
-  } else {
-    provider_t p;
-    rc = provider_decode(val, vlen, key, keylen, sc->s->kr, &p);
-    if (rc == 0) {
-      ret = sc->fn.provider(sc->arg, &p);
-      provider_free(&p);
-    }
-  }
-  if (rc != 0) {
-    store__report_bad(sc->s, sc->db, key, keylen, rc);
-    if (sc->bad)
-      sc->bad(sc->arg, store__db_names[sc->db], key, keylen, rc);
-  }
-  return ret;
-}
-
-static int scan(store_t *s, scan_ctx_t *sc)
-{
-  /* A txn of its own: the callbacks may use the shared read txn. */
-  MDB_txn *txn;
-  int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-  if (rc != 0)
-    return store__mdb_err(rc, "scan_txn");
-  rc = iter_merged(s, txn, sc->db, "", 0, NULL, 0, scan_visit, sc);
-  mdb_txn_abort(txn);
-  return rc;
-}
-
-int store_provider_scan(store_t *s, store_provider_fn fn, store_bad_fn bad, void *arg)
-{
-  scan_ctx_t sc = {s, DB_PROVIDERS, 0, {.provider = fn}, bad, arg};
-  return scan(s, &sc);
-}
-
-int store_conn_scan(store_t *s, store_conn_fn fn, store_bad_fn bad, void *arg)
-{
-  scan_ctx_t sc = {s, DB_CONNECTIONS, 1, {.conn = fn}, bad, arg};
-  return scan(s, &sc);
-}
-
-int store_conn_scan_sched(store_t *s, store_sched_fn fn, store_bad_fn bad, void *arg)
-{
-  scan_ctx_t sc = {s, DB_CONNECTIONS, 2, {.sched = fn}, bad, arg};
-  return scan(s, &sc);
 }
 
 /* ---- counters ---- */

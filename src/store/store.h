@@ -8,6 +8,10 @@
  *   connections  id -> connection value
  *   states       state -> authorization state value (single use)
  *   by_tenant    tenant 0x00 id -> empty (listing index, kept by the store)
+ *   events       big-endian uint64 sequence -> connection event (outbox.h):
+ *                written by the commit worker in the same txn as the
+ *                connection put/delete that causes it, trimmed to the
+ *                retention (events_keep, events_keep_ms) in each batch
  *   meta         "schema" -> schema version; "key:" + 4-byte id -> a value
  *                sealed with that key, so a wrong master key is detected at
  *                open instead of at the first secret read.
@@ -51,10 +55,12 @@
 #ifndef GRANTD_STORE_STORE_H
 #define GRANTD_STORE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
+#include "store/outbox.h"
 #include "store/record.h"
 #include "store/seal.h"
 
@@ -65,12 +71,20 @@ typedef struct store store_t;
 
 typedef struct {
   uv_loop_t *loop;
-  const char *path;          /* data directory; created 0700 if missing */
-  size_t map_size;           /* bytes; 0 = STORE_DEFAULT_MAP_SIZE */
+  const char *path; /* data directory; created 0700 if missing */
+  size_t map_size;  /* bytes; 0 = STORE_DEFAULT_MAP_SIZE */
   /* Borrowed; must outlive the store. Its current key seals new secrets and
    * must be set. */
   const seal_keyring_t *keyring;
+  /* Event retention: at most events_keep events (0 = STORE_EVENTS_KEEP)
+   * and none older than events_keep_ms (0 = STORE_EVENTS_KEEP_MS); the
+   * newest event always stays, so numbering goes on after a restart. */
+  size_t events_keep;
+  int64_t events_keep_ms;
 } store_opts_t;
+
+#define STORE_EVENTS_KEEP ((size_t)100000)
+#define STORE_EVENTS_KEEP_MS ((int64_t)7 * 24 * 3600 * 1000)
 
 /* Opens (creating if needed) the store: the directory (mode 0700), the LMDB
  * environment (MDB_NOTLS, file mode 0600) and its databases; checks the
@@ -89,6 +103,26 @@ typedef struct {
  *   GRANTD_ESTORE_IO     directory or LMDB failure (logged);
  *   a libuv code from uv_idle_init. */
 int store_open(store_t **out, const store_opts_t *opts);
+
+/* Replaces the keyring (a SIGHUP reload), on the loop, between writes:
+ * every key of kr whose id the store has a check value for must open it
+ * (else GRANTD_ESTORE_WRONG_KEY, logged with the id, and nothing changes);
+ * kr must have a current key (else GRANTD_EINVALID). Check values for ids
+ * new to the store are queued like writes. From the call on, writes are
+ * sealed with kr's current key and reads open with kr. kr is borrowed
+ * (must outlive the store or the next call); the old one may be freed as
+ * soon as this returns 0, since the store seals and opens on the loop
+ * only. Which keys records still need is the caller's check
+ * (store_seal_census). @return 0, the codes above, GRANTD_ESTORE_IO,
+ * GRANTD_ESHUTDOWN. */
+int store_set_keyring(store_t *s, const seal_keyring_t *kr);
+
+/* True when the directory `dir` already holds a store (LMDB's data file,
+ * data.mdb), whose secrets are sealed with some master key; also true when
+ * that cannot be told (the file cannot be examined for a reason other than
+ * its absence). Only looks: creates and opens nothing, so it may run before
+ * any key is known. */
+bool store_exists(const char *dir);
 
 /* Stops accepting writes (later writes return GRANTD_ESHUTDOWN), lets the
  * running commit finish, commits everything still queued (their callbacks
@@ -159,8 +193,8 @@ int store_state_get(store_t *s, const char *state, state_rec_t *out);
  * A record that fails to decode is logged with its key, counted in
  * store_stats().decode_errors and left out of the page.
  * @return 0 or GRANTD_ESTORE_IO (nothing allocated). */
-int store_conn_list(store_t *s, const char *tenant, int status, const char *cursor,
-                    size_t limit, conn_t **out, size_t *n, char **next);
+int store_conn_list(store_t *s, const char *tenant, int status, const char *cursor, size_t limit,
+                    conn_t **out, size_t *n, char **next);
 
 /* Scan callbacks: return 0 to go on, non-zero to stop the scan (that value
  * is then returned by the scan). The record is borrowed for the call. The
@@ -170,8 +204,7 @@ typedef int (*store_conn_fn)(void *arg, const conn_t *c);
 typedef int (*store_sched_fn)(void *arg, const conn_sched_t *c);
 /* Reports a record that failed to decode: database name, key bytes (not
  * NUL-terminated), the GRANTD_ESTORE_* code. The scan goes on afterwards. */
-typedef void (*store_bad_fn)(void *arg, const char *db, const char *key, size_t keylen,
-                             int err);
+typedef void (*store_bad_fn)(void *arg, const char *db, const char *key, size_t keylen, int err);
 
 /* Calls fn for every provider / connection in key order, in one read txn;
  * records that fail to decode go to bad (which may be NULL; they are logged
@@ -183,26 +216,141 @@ int store_conn_scan(store_t *s, store_conn_fn fn, store_bad_fn bad, void *arg);
  * (conn_sched_t, slices borrowed for the call), no AES work. */
 int store_conn_scan_sched(store_t *s, store_sched_fn fn, store_bad_fn bad, void *arg);
 
+/* One bounded step of the expired-state sweep: looks at up to `max` states
+ * (0 = 256) in key order after `cursor` (NULL = from the first; pending
+ * writes included) and queues the deletion of each whose expires_at is at
+ * or before now_ms (its commit is group-committed like any write; a failed
+ * one leaves the state for a later sweep). A state that fails to decode is
+ * logged and counted, never deleted. *next receives an xmalloc'd cursor for
+ * the next step, or NULL when the end of the database was reached (start
+ * over from NULL next time). *examined and *deleted count this step.
+ * @return 0, GRANTD_ESTORE_IO or GRANTD_ESHUTDOWN (nothing queued then). */
+int store_state_sweep(store_t *s, int64_t now_ms, const char *cursor, size_t max, char **next,
+                      size_t *examined, size_t *deleted);
+
+/* ---- sealing keys in use, and the re-seal job's steps (store_reseal.c) ----
+ *
+ * A record "uses" a key id when one of its sealed fields (seal.h blobs)
+ * names it; a record counts once per key id it uses. Counting reads the
+ * blobs' headers only: no AES, no plaintext. */
+#define STORE_CENSUS_MAX_IDS 32
+typedef struct {
+  size_t n; /* distinct key ids seen (at most STORE_CENSUS_MAX_IDS kept) */
+  uint32_t id[STORE_CENSUS_MAX_IDS];
+  uint64_t records[STORE_CENSUS_MAX_IDS]; /* records using id[i] */
+  uint64_t sealed;                        /* records with at least one sealed field */
+  uint64_t old;                           /* records using a key other than the current one */
+} store_census_t;
+
+/* Counts the committed providers, connections and states by key id, in one
+ * read txn (pending writes are not seen: call it before writing, at
+ * start-up). Linear in the store's size. @return 0 or GRANTD_ESTORE_IO. */
+int store_seal_census(store_t *s, store_census_t *out);
+
+/* Records of a census using key `id` (0 when none). */
+uint64_t store_census_count(const store_census_t *c, uint32_t id);
+
+/* The position and tallies of one re-seal pass over providers, then
+ * connections, then states, in key order. Zero it to start a pass
+ * (STORE_RESEAL_INIT); store_reseal_reset() frees the cursor and zeroes it
+ * again. */
+typedef struct {
+  int db;       /* position: which database (0..2), 3 = the pass is done */
+  char *cursor; /* last key visited in that database (xmalloc'd) or NULL */
+  size_t cursor_len;
+  store_census_t pass; /* what the pass counted so far, re-sealed records
+                        * counted under the current key */
+  uint64_t resealed;   /* records re-sealed by this pass */
+  uint64_t unreadable; /* records using a key it could not open (logged) */
+  uint64_t deferred;   /* records on an older key left to their pending
+                        * write (counted as old: another pass confirms) */
+} store_reseal_t;
+#define STORE_RESEAL_INIT \
+  { \
+    0 \
+  }
+void store_reseal_reset(store_reseal_t *r);
+
+/* One bounded step of a pass: visits up to `max` committed records (0 =
+ * 64) after r's position; each that uses a key other than the keyring's
+ * current one, and has no write pending (a pending write is sealed with
+ * the current key already; the record is counted as old and in
+ * r->deferred until a later pass sees it committed), is decoded and put
+ * again, so it is re-sealed
+ * with the current key; the puts are group-committed like any write, and
+ * each record is replaced atomically, so a crash leaves every record
+ * readable under the old key or the new one and the next pass picks up
+ * what is left. A record that fails to open (its key id is not in the
+ * keyring: GRANTD_ESTORE_KEY, or damaged) is logged and counted in
+ * r->unreadable, never rewritten. Reads and writes of other records go on
+ * between steps.
+ * @return 0 (the pass goes on), 1 (the pass is done: r->pass is its
+ *         census; reset r for the next), GRANTD_ESTORE_IO or
+ *         GRANTD_ESHUTDOWN. */
+int store_reseal_step(store_t *s, store_reseal_t *r, size_t max);
+
 /* Reads the committed bytes of a key straight from LMDB, ignoring pending
  * writes (diagnostics and tests). db is one of "providers", "connections",
- * "states", "by_tenant", "meta". Appends the value to out.
+ * "states", "by_tenant", "meta", "events". Appends the value to out.
  * @return 0, GRANTD_ENOT_FOUND, GRANTD_EINVALID (unknown db), GRANTD_ESTORE_IO. */
-int store_committed_get(store_t *s, const char *db, const void *key, size_t keylen,
-                        buf_t *out);
+int store_committed_get(store_t *s, const char *db, const void *key, size_t keylen, buf_t *out);
+
+/* ---- connection events (the outbox) ----
+ *
+ * Off until store_set_events(). Then every store_conn_put and
+ * store_conn_delete carries its change's data object, built on the loop at
+ * enqueue time by data(arg, record, out) (for a delete: from the record the
+ * loop sees, or a record with only the id when it cannot be read; data
+ * must append a JSON object and never a secret; non-zero = no event for
+ * that write). In the write txn the worker compares with the record it
+ * replaces (outbox_put_events / outbox_delete_events), numbers the events
+ * and stores them with the change: an event exists exactly when its change
+ * was committed. After a batch that committed events, committed(arg,
+ * last_seq) runs on the loop, before the batch's write callbacks. */
+typedef int (*store_ev_data_fn)(void *arg, const conn_t *c, buf_t *out);
+typedef void (*store_ev_committed_fn)(void *arg, uint64_t last_seq);
+void store_set_events(store_t *s, store_ev_data_fn data, store_ev_committed_fn committed,
+                      void *arg);
+
+/* store_conn_delete with OUTBOX_F_* flags for its events (OUTBOX_F_REVOKED
+ * after a revocation at the provider). */
+int store_conn_delete_ev(store_t *s, const char *id, unsigned flags, store_cb cb, void *arg);
+
+/* One committed event; data is xmalloc'd, NUL-terminated. */
+typedef struct {
+  uint64_t seq;
+  outbox_type_t type;
+  uint8_t status, prev; /* outbox_status_name() */
+  int64_t ts_ms;
+  char *data;
+  size_t data_len;
+} store_event_t;
+
+/* Committed events with seq > after, in order, at most limit (0 = 100);
+ * *out is an xmalloc'd array of *n (NULL when 0; free with
+ * store_events_free). An undecodable value is logged, counted and skipped.
+ * @return 0 or GRANTD_ESTORE_IO. */
+int store_events_read(store_t *s, uint64_t after, size_t limit, store_event_t **out, size_t *n);
+void store_events_free(store_event_t *ev, size_t n);
+/* The oldest retained and the last committed sequence numbers (0 = none
+ * yet); events first..last are held. */
+void store_events_bounds(const store_t *s, uint64_t *first, uint64_t *last);
+/* Events pruned by retention since the store was opened. */
+uint64_t store_events_trimmed(const store_t *s);
 
 /* ---- counters ---- */
 typedef struct {
-  uint64_t commits;            /* batches committed successfully */
-  uint64_t commit_failures;    /* batches whose commit failed */
-  uint64_t ops_committed;      /* ops in successful batches */
+  uint64_t commits;         /* batches committed successfully */
+  uint64_t commit_failures; /* batches whose commit failed */
+  uint64_t ops_committed;   /* ops in successful batches */
   uint64_t ops_failed;
-  uint64_t last_batch_size;    /* ops in the last completed batch */
-  double last_commit_ms;       /* txn begin..commit, measured in the worker */
-  double commit_ms_total;      /* sum over all completed batches */
-  uint64_t decode_errors;      /* records reported as undecodable */
-  size_t pending;              /* ops queued or committing */
-  size_t map_size;             /* configured map size, bytes */
-  size_t used_bytes;           /* pages in use (last txn) * page size */
+  uint64_t last_batch_size; /* ops in the last completed batch */
+  double last_commit_ms;    /* txn begin..commit, measured in the worker */
+  double commit_ms_total;   /* sum over all completed batches */
+  uint64_t decode_errors;   /* records reported as undecodable */
+  size_t pending;           /* ops queued or committing */
+  size_t map_size;          /* configured map size, bytes */
+  size_t used_bytes;        /* pages in use (last txn) * page size */
   uint64_t entries_connections;
 } store_stats_t;
 

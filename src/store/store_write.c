@@ -17,10 +17,12 @@
  * inside the write txn, so the index is right even when an earlier batch
  * failed and the loop's idea of the old tenant (from the overlay) was wrong.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -126,8 +128,8 @@ static int ov_sort_cmp(const void *x, const void *y)
   return store__keycmp(a->key, a->keylen, b->key, b->keylen);
 }
 
-ov_entry_t **store__ov_range(store_t *s, int db, const char *prefix, size_t plen,
-                              const char *after, size_t alen, size_t *n)
+ov_entry_t **store__ov_range(store_t *s, int db, const char *prefix, size_t plen, const char *after,
+                             size_t alen, size_t *n)
 {
   *n = 0;
   if (s->ov_per_db[db] == 0)
@@ -137,8 +139,7 @@ ov_entry_t **store__ov_range(store_t *s, int db, const char *prefix, size_t plen
     for (ov_entry_t *e = s->ov[i]; e; e = e->next) {
       if (e->db != db || e->keylen < plen || (plen && memcmp(e->key, prefix, plen) != 0))
         continue;
-      if (after != NULL &&
-          store__keycmp(e->key + plen, e->keylen - plen, after, alen) <= 0)
+      if (after != NULL && store__keycmp(e->key + plen, e->keylen - plen, after, alen) <= 0)
         continue;
       v[(*n)++] = e;
     }
@@ -173,6 +174,7 @@ static void op_free(store_op_t *op)
   free(op->idx_new);
   free(op->idx_old);
   state_rec_free(&op->consumed);
+  buf_free(&op->ev_data);
   free(op);
 }
 
@@ -242,13 +244,13 @@ static int w_apply(store_t *s, MDB_txn *txn, const store_op_t *op)
   MDB_val v = {op->val.len, op->val.data};
   int rc = 0;
   switch (op->kind) {
-  case OP_PUT:
-    return mdb_put(txn, s->dbi[op->db], &k, &v, 0);
+  case OP_PUT: return mdb_put(txn, s->dbi[op->db], &k, &v, 0);
   case OP_DEL:
-  case OP_CONSUME:
-    return w_del(txn, s->dbi[op->db], op->key, op->keylen);
+  case OP_CONSUME: return w_del(txn, s->dbi[op->db], op->key, op->keylen);
   case OP_CONN_PUT: {
     slice_t old;
+    if ((rc = store__ev_apply(s, txn, op)) != 0)
+      return rc;
     if ((rc = w_old_tenant(s, txn, op, &old)) != 0)
       return rc;
     bool same = op->tenant != NULL && old.p != NULL && old.n == strlen(op->tenant) &&
@@ -265,14 +267,15 @@ static int w_apply(store_t *s, MDB_txn *txn, const store_op_t *op)
   }
   case OP_CONN_DEL: {
     slice_t old;
+    if ((rc = store__ev_apply(s, txn, op)) != 0)
+      return rc;
     if ((rc = w_old_tenant(s, txn, op, &old)) != 0)
       return rc;
     if ((rc = w_index_del(s, txn, op, old)) != 0)
       return rc;
     return w_del(txn, s->dbi[DB_CONNECTIONS], op->key, op->keylen);
   }
-  case OP_NOOP:
-    return 0;
+  case OP_NOOP: return 0;
   }
   return 0;
 }
@@ -292,6 +295,8 @@ static void work_cb(uv_work_t *req)
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     for (store_op_t *op = s->batch; rc == 0 && op; op = op->next)
       rc = w_apply(s, txn, op);
+    if (rc == 0 && s->ev_batch_last != s->ev_last)
+      rc = store__ev_trim(s, txn);
     if (rc == 0)
       rc = mdb_txn_commit(txn); /* frees txn, also on failure */
     else if (txn != NULL)
@@ -316,6 +321,21 @@ static void after_work_cb(uv_work_t *req, int status)
   s->st.last_batch_size = n;
   s->st.last_commit_ms = s->batch_ms;
   s->st.commit_ms_total += s->batch_ms;
+  bool events = rc == 0 && s->ev_batch_last != s->ev_last;
+  if (rc == 0 && events) {
+    s->ev_last = s->ev_batch_last;
+    s->ev_first = s->ev_batch_first;
+    s->ev_trimmed += s->ev_batch_trimmed;
+    for (int t = 0; t < OUTBOX_TYPE_COUNT; t++) {
+      if (s->ev_batch_n[t] == 0)
+        continue;
+      char labels[80];
+      snprintf(labels, sizeof labels, "type=\"%s\"", outbox_type_name((outbox_type_t)t));
+      metrics_counter_add("grantd_events_total", labels, (double)s->ev_batch_n[t]);
+    }
+    if (s->ev_batch_trimmed)
+      metrics_counter_add("grantd_events_pruned_total", NULL, (double)s->ev_batch_trimmed);
+  }
   if (rc == 0) {
     s->st.commits++;
     s->st.ops_committed += n;
@@ -337,6 +357,8 @@ static void after_work_cb(uv_work_t *req, int status)
     ov_release(s, DB_BY_TENANT, op->idx_old, op->idx_old_len, op);
   }
   metrics_gauge_set("grantd_store_pending_ops", NULL, (double)s->npend);
+  if (events && s->ev_committed)
+    s->ev_committed(s->ev_arg, s->ev_last);
   s->completing = true; /* a store_close() from a callback waits for us */
   while (batch) {
     store_op_t *op = batch;
@@ -362,6 +384,11 @@ static void start_commit(store_t *s)
     return;
   s->batch = s->pend_head;
   s->nbatch = s->npend;
+  s->batch_now_ms = clock_now_ms();
+  s->ev_batch_last = s->ev_last;
+  s->ev_batch_first = s->ev_first;
+  s->ev_batch_trimmed = 0;
+  memset(s->ev_batch_n, 0, sizeof s->ev_batch_n);
   s->pend_head = s->pend_tail = NULL;
   s->npend = 0;
   s->running = true;
@@ -427,6 +454,20 @@ static int put_generic(store_t *s, int db, const char *key, const void *rec,
   }
   op->cb = cb;
   op->arg = arg;
+  ov_set(s, db, op->key, op->keylen, op, false);
+  enqueue(s, op);
+  return 0;
+}
+
+int store__put_raw(store_t *s, int db, const void *key, size_t keylen, buf_t *val)
+{
+  if (s->closing)
+    return GRANTD_ESHUTDOWN;
+  store_op_t *op = op_new(OP_PUT, db, NULL);
+  op->key = xmemdup(key, keylen);
+  op->keylen = keylen;
+  op->val = *val;
+  *val = (buf_t)BUF_INIT;
   ov_set(s, db, op->key, op->keylen, op, false);
   enqueue(s, op);
   return 0;
@@ -512,6 +553,13 @@ int store_conn_put(store_t *s, const conn_t *c, store_cb cb, void *arg)
   }
   op->cb = cb;
   op->arg = arg;
+  if (s->ev_data != NULL && s->ev_data(s->ev_arg, c, &op->ev_data) == 0) {
+    op->ev_on = true;
+    op->ev_next = c->status;
+    op->ev_grant = c->grant;
+    if (c->last_error_code && strcmp(c->last_error_code, "refresh_token_lost_in_restart") == 0)
+      op->ev_flags |= OUTBOX_F_RT_LOST;
+  }
   if (c->tenant != NULL) {
     op->tenant = xstrdup(c->tenant);
     op->idx_new = index_key(c->tenant, c->id, idlen, &op->idx_new_len);
@@ -533,12 +581,38 @@ int store_conn_put(store_t *s, const conn_t *c, store_cb cb, void *arg)
 
 int store_conn_delete(store_t *s, const char *id, store_cb cb, void *arg)
 {
+  return store_conn_delete_ev(s, id, 0, cb, arg);
+}
+
+/* The data object of a delete's events: from the record the loop sees
+ * (pending writes included), or one with only the id. */
+static bool delete_ev_data(store_t *s, const char *id, buf_t *out)
+{
+  conn_t c;
+  int rc = store_conn_get(s, id, &c);
+  bool ok;
+  if (rc == 0) {
+    ok = s->ev_data(s->ev_arg, &c, out) == 0;
+    conn_free(&c);
+  } else {
+    conn_t bare = {.id = (char *)id};
+    ok = s->ev_data(s->ev_arg, &bare, out) == 0;
+  }
+  return ok;
+}
+
+int store_conn_delete_ev(store_t *s, const char *id, unsigned flags, store_cb cb, void *arg)
+{
   int rc = check_key(s, id);
   if (rc != 0)
     return rc;
   store_op_t *op = op_new(OP_CONN_DEL, DB_CONNECTIONS, id);
   op->cb = cb;
   op->arg = arg;
+  if (s->ev_data != NULL && delete_ev_data(s, id, &op->ev_data)) {
+    op->ev_on = true;
+    op->ev_flags = flags;
+  }
   op->idx_old = current_index_key(s, op->key, op->keylen, &op->idx_old_len);
   ov_set(s, DB_CONNECTIONS, op->key, op->keylen, op, true);
   if (op->idx_old)

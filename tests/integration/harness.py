@@ -7,7 +7,7 @@ The tests run under CTest (tests/tests.cmake), which sets:
 
 Pieces:
   test_tmpdir(prefix)          fresh directory under $GRANTD_TEST_TMP
-  make_certs(dir, rsa=False)   test CA + localhost leaf (tests/mock/make_certs.sh)
+  make_certs(dir, rsa=False)   test CA + localhost/127.0.0.1/::1 leaf (tests/mock/make_certs.sh)
   wait_port_file(path, proc)   the port a child wrote once listening
   stop_process(proc)           SIGTERM, wait, SIGKILL if it hangs; exit status
   HttpClient / HttpResponse    keep-alive HTTP(S) client with JSON and form helpers
@@ -64,10 +64,12 @@ class Certs:
         return ssl.create_default_context(cafile=self.ca)
 
 
-def make_certs(directory, rsa=False):
-    """Generates a CA and a leaf for localhost/127.0.0.1 into directory
-    (ECDSA P-256, or RSA 2048 with rsa=True). Returns a Certs."""
-    cmd = ["sh", MAKE_CERTS] + (["--rsa"] if rsa else []) + [directory]
+def make_certs(directory, rsa=False, no_ip=False):
+    """Generates a CA and a leaf for localhost/127.0.0.1/::1 into directory
+    (ECDSA P-256, or RSA 2048 with rsa=True; DNS:localhost only, without
+    the IP addresses, with no_ip=True). Returns a Certs."""
+    cmd = (["sh", MAKE_CERTS] + (["--rsa"] if rsa else []) + (["--no-ip"] if no_ip else [])
+           + [directory])
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return Certs(directory)
 
@@ -319,6 +321,18 @@ class MockProvider:
         return self.client.post("/_mock/reset", body=b"")
 
 
+def body_of(r):
+    """An HttpResponse's JSON object body, or {} when it is none."""
+    j = r.json()
+    return j if isinstance(j, dict) else {}
+
+
+def last_error(j):
+    """A connection view's last_error object, or {}."""
+    le = j.get("last_error")
+    return le if isinstance(le, dict) else {}
+
+
 # ---------------------------------------------------------------------------
 # grantd
 # ---------------------------------------------------------------------------
@@ -331,9 +345,16 @@ class GrantdProc:
 
     counter = 0
 
+    # The mock and every test server listen on loopback, which grantd's SSRF
+    # guard refuses by default: the tests opt in exactly as an operator
+    # would. Pass endpoint_args=() for the default (guarded) behaviour.
+    LOOPBACK_ENDPOINTS = ("--allow-endpoint-cidr", "127.0.0.0/8,::1/128")
+
     def __init__(self, workdir, data_dir=None, api_key=None, master_key=None, ca_file=None,
-                 args=(), env=None):
+                 args=(), env=None, endpoint_args=None):
         import secrets
+        self.endpoint_args = list(self.LOOPBACK_ENDPOINTS if endpoint_args is None
+                                  else endpoint_args)
         self.workdir = workdir
         self.data_dir = data_dir or os.path.join(workdir, "data")
         self.api_key = api_key or secrets.token_urlsafe(24)
@@ -355,7 +376,7 @@ class GrantdProc:
                self.data_dir, "--port-file", port_file]
         if self.ca_file:
             cmd += ["--ca-file", self.ca_file]
-        cmd += self.args + list(extra_args)
+        cmd += self.endpoint_args + self.args + list(extra_args)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTD_")}
         env["GRANTD_API_KEY"] = self.api_key
         if self.master_key:
@@ -545,7 +566,7 @@ class ServeProc(GrantdProc):
         self.log_path = os.path.join(self.workdir, "grantd-%d.log" % n)
         self.logs.append(self.log_path)
         cmd = [grantd_bin(), "serve", "--listen", "127.0.0.1:0", "--data", self.data_dir,
-               "--port-file", self.port_file] + self.args + list(extra_args)
+               "--port-file", self.port_file] + self.endpoint_args + self.args + list(extra_args)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTD_")}
         if self.api_key is not None:
             env["GRANTD_API_KEY"] = self.api_key
@@ -696,3 +717,24 @@ def find_in_dir(root, needles):
                 if b and b in data:
                     hits.append((p, n))
     return hits
+
+
+def mock_mint(mock, n, client=("test-client", "test-secret"), user=("alice", "wonderland")):
+    """n fresh (access, refresh) token pairs from the mock's password grant,
+    each its own grant family at the mock. Raises RuntimeError when the
+    mock refuses."""
+    import base64
+    c = mock.new_client()
+    auth = "Basic " + base64.b64encode(("%s:%s" % client).encode()).decode()
+    out = []
+    try:
+        for _ in range(n):
+            r = c.post("/token", form={"grant_type": "password", "username": user[0],
+                                       "password": user[1]}, headers={"Authorization": auth})
+            j = r.json() or {}
+            if r.status != 200 or "refresh_token" not in j:
+                raise RuntimeError("mock password grant failed: HTTP %s" % r.status)
+            out.append((j["access_token"], j["refresh_token"]))
+    finally:
+        c.close()
+    return out

@@ -6,6 +6,7 @@ connections imported with grant=refresh_token, the token endpoint, listing
 with tenant/status filters and cursor pagination, deletion, the 401/404/405
 answers, id validation, RFC 3339 timestamps, /healthz and /metrics.
 """
+import json
 import os
 import re
 import shutil
@@ -22,6 +23,12 @@ T = ApiChecks()
 
 def parse_time(s):
     return datetime.strptime(s.split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+
+
+def expiry_of(r):
+    """expires_at of a connection answer as a Unix time, or None."""
+    v = (r.json() or {}).get("expires_at")
+    return parse_time(v).timestamp() if isinstance(v, str) and RFC3339_UTC.match(v) else None
 
 
 def check_times(label, obj, fields):
@@ -223,6 +230,39 @@ def test_connections(g, secrets):
                  ("expires_at", "yesterday"), ("access_token", 12)]:
         r = c.put("/v1/connections/v1", dict(base, **{f: v}))
         T.error("connection %s of a wrong type" % f, 422, r, mentions=f)
+    # expires_in on import takes what token endpoints send (number, numeric
+    # string, null) and names itself when it is anything else.
+    for v in (False, {}, "zzz", "", [60], -1):
+        r = c.put("/v1/connections/v1", dict(base, expires_in=v))
+        T.error("import with expires_in %r" % (v,), 422, r, code="invalid_field", mentions="expires_in")
+    t0 = time.time()
+    r = c.put("/v1/connections/v-str", dict(base, expires_in="7200"))
+    T.status("import with expires_in \"7200\"", 200, r)
+    exp = expiry_of(r)
+    T.ok("expires_in \"7200\": expires_at = now + 7200 s",
+         exp is not None and t0 + 7200 - 120 <= exp <= time.time() + 7200 + 120,
+         "about now + 7200 s", (r.json() or {}).get("expires_at"))
+    r = c.put("/v1/connections/v-big", dict(base, expires_in=2 ** 31))
+    T.status("import with expires_in 2^31 (clamped)", 200, r)
+    exp = expiry_of(r)
+    T.ok("expires_in 2^31: clamped to 10 years", exp is not None and
+         abs(exp - (time.time() + 10 * 365 * 86400)) < 600, "now + 10 years",
+         (r.json() or {}).get("expires_at"))
+    for cid in ("v-str", "v-big"):
+        c.delete("/v1/connections/" + cid)
+    body = "".join(json.dumps(dict(base, id=cid, expires_in=v)) + "\n"
+                   for cid, v in (("nd-bad", False), ("nd-ok", "600")))
+    r = c.post("/v1/connections:import", body=body, headers={"Content-Type": "application/x-ndjson"})
+    lines = [json.loads(x) for x in r.text().splitlines() if x.strip()]
+    by_id = {o.get("id"): o for o in lines if "summary" not in o}
+    bad = by_id.get("nd-bad") or {}
+    T.ok("NDJSON import: a bad expires_in fails its line naming the field",
+         bad.get("error") == "invalid_field" and "expires_in" in (bad.get("message") or ""),
+         "invalid_field naming expires_in", bad)
+    T.ok("NDJSON import: a numeric-string expires_in is imported", "error" not in (by_id.get("nd-ok") or {"error": 1}),
+         "no error", by_id.get("nd-ok"))
+    T.error("NDJSON import: the bad line was not stored", 404, c.get("/v1/connections/nd-bad"))
+    c.delete("/v1/connections/nd-ok")
     r = c.put("/v1/connections/v1", dict(base, grant="telepathy"))
     T.error("connection unknown grant", 422, r, mentions="grant")
     r = c.put("/v1/connections/v1", dict(base, expires_in=10, expires_at="2031-01-01T00:00:00Z"))

@@ -4,7 +4,7 @@
 A small browser-like client (Browser) follows redirects hop by hop: the
 authorization URL at the mock's /authorize -> 302 to grantd's
 /oauth/callback -> 302 to redirect_after, a tiny HTTP server of this test
-(Landing) that records what arrived. Covered (issue 4, "Tests"):
+(Landing) that records what arrived. Covered:
   - the full flow with PKCE (the mock requires it), ending with a token that
     the mock's /resource accepts; the same with PKCE off
   - state replayed (400, exactly one code exchange), expired (grantd with
@@ -469,6 +469,35 @@ class ConnectFlowTest:
             self.not_active_with_error("wrong iss", "c5", "issuer_mismatch", "evil.example")
         finally:
             self.mock.config(issuer=None)
+        # RFC 9207: a provider whose metadata advertises
+        # authorization_response_iss_parameter_supported (the mock does
+        # while send_iss is on) must send iss; a response without it is
+        # refused like a wrong one.
+        self.mock.config(send_iss=True)
+        try:
+            # Endpoints left out, so they (and the flag) are discovered.
+            r = self.put_provider("acme-iss-req", issuer=b, authorize_url=None, token_url=None,
+                                  revoke_url=None)
+            self.c.eq("iss advertised: stored with the provider", True,
+                      (r.json() or {}).get("authorization_response_iss_parameter_supported"))
+        finally:
+            self.mock.config(send_iss=False)
+        self.put_conn("c5b", "acme-iss-req")
+        before = self.code_exchanges()
+        a = self.authorize("c5b", redirect_after=self.e.landing.url("/back"))
+        hops = self.e.browser.follow(a["url"])
+        self.c.eq("missing iss: none on the redirect", None, q1(hops[0].location or "", "iss"))
+        if len(hops) >= 2:
+            self.c.eq("missing iss: redirect_after says error",
+                      {"connection": ["c5b"], "status": ["error"], "error": ["issuer_mismatch"]},
+                      query_of(hops[1].location or ""))
+        self.c.eq("missing iss: no code exchange", before, self.code_exchanges())
+        self.not_active_with_error("missing iss", "c5b", "issuer_mismatch", "has no iss")
+        # The provider without the advertisement still accepts no iss
+        # (acme-iss was stored while the mock did not advertise it).
+        self.c.eq("iss not advertised: stored false", False,
+                  self.e.g.client.get("/v1/providers/acme-iss").json()
+                  .get("authorization_response_iss_parameter_supported"))
 
     def rejected_code(self):
         """A forged code: the mock answers invalid_grant for real."""
@@ -521,6 +550,23 @@ class ConnectFlowTest:
                   "a message about the failed exchange", msg)
         hop = self.e.browser.get(cb)
         self.bad_state_page("provider down: the state was consumed", hop)
+
+    def malformed_lifetime(self):
+        """A code exchange answered with a token but an unusable expires_in
+        (false): a malformed answer, not a token that never expires."""
+        self.put_conn("c-life", "acme")
+        self.mock.config(expires_in=0, extra={"expires_in": False})
+        try:
+            a = self.authorize("c-life", redirect_after=self.e.landing.url("/back"))
+            hops = self.e.browser.follow(a["url"])
+        finally:
+            self.mock.config(expires_in=3600, extra={})
+        self.c.eq("malformed expires_in: redirect_after says error",
+                  {"connection": ["c-life"], "status": ["error"], "error": ["invalid_response"]},
+                  query_of(hops[1].location if len(hops) > 1 else ""))
+        j = self.not_active_with_error("malformed expires_in", "c-life", "invalid_response",
+                                       mentions="expires_in")
+        self.c.eq("malformed expires_in: no expiry stored", None, j.get("expires_at"))
 
     def realm_and_page(self):
         """realmId kept in extra; no redirect_after -> 200 Connected page."""
@@ -645,7 +691,7 @@ class ConnectFlowTest:
 
     def reauth_denied_keeps_active(self):
         """A failed re-authorization of an active connection records
-        last_error but keeps the working grant (connect.c's contract)."""
+        last_error but keeps the working grant (connect_flow.c's contract)."""
         at = self.token("c6")[1].get("access_token")
         self.mock.config(deny=True)
         try:
@@ -809,7 +855,7 @@ def main():
         t = ConnectFlowTest(env, checks)
         steps = [t.expired_start, t.full_flow_pkce, t.replayed_state, t.unknown_state,
                  t.tampered_state, t.pkce_off, t.access_denied, t.issuer_checks,
-                 t.rejected_code, t.provider_down, t.realm_and_page, t.default_redirect_uri,
+                 t.rejected_code, t.provider_down, t.malformed_lifetime, t.realm_and_page, t.default_redirect_uri,
                  t.url_encoding, t.callback_limits, t.deleted_during_flow,
                  t.reauth_denied_keeps_active,
                  t.discovery, t.revocation, t.revocation_provider_down, t.expired_finish]

@@ -17,8 +17,8 @@ same data directory. Two modes, each with its own mock, data and grantd:
             replay the mock detected, their number must stay within what can
             be in flight (per kill: the per-host request limit plus
             responses awaiting their commit), and they must be reported with
-            their own reason (issue 5: "reported with their own reason, not
-            a generic error"), i.e. not as a plain provider invalid_grant.
+            their own reason, not a generic error, i.e. not as a plain
+            provider invalid_grant.
 
 Figures (in flight sampled just before each kill, affected connections,
 mock counters) are printed for the report. GRANTD_CRASH_SEED fixes the

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Integration test: grantd's outbound token path against the mock provider
-over TLS (issue 3).
+over TLS.
 
 Processes (all on 127.0.0.1, port 0, stopped by PID):
   mock A    ECDSA leaf for localhost from CA1: grants, client auth styles,
@@ -32,6 +32,7 @@ must exit 0 on SIGTERM (under ASan that also means no leak was reported).
 import base64
 import calendar
 import os
+import secrets
 import ssl
 import subprocess
 import sys
@@ -40,8 +41,8 @@ import traceback
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Checks, GrantdProc, MockProvider, cleanup_dir,  # noqa: E402
-                     make_certs, test_tmpdir)
+from harness import (Checks, GrantdProc, MockProvider, body_of, cleanup_dir,  # noqa: E402
+                     last_error, make_certs, test_tmpdir)
 
 T = Checks()
 CLIENT = ("test-client", "test-secret")
@@ -49,7 +50,14 @@ CLIENT = ("test-client", "test-secret")
 # section 2.3.1); the mock decodes them that way.
 WEIRD = ("we ird&id", "s:e+c/r=t%x")
 USER = ("alice", "wonderland")
-T.secret(CLIENT[1], WEIRD[1], USER[1])
+# client_secret_jwt signs with the secret (HS256: 32 bytes or more).
+JWT_CLIENT = ("jwt-client", "a-client-secret-of-more-than-32-bytes")
+# private_key_jwt: the P-256 key of RFC 7515 appendix A.3 (a published
+# example key, registered with mock A by the client_assertion_key knob).
+EC_JWK = ('{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",'
+          '"y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",'
+          '"d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}')
+T.secret(CLIENT[1], WEIRD[1], USER[1], JWT_CLIENT[1], "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI")
 
 
 # ---------------------------------------------------------------------------
@@ -159,16 +167,6 @@ class G:
 
     def delete(self, cid):
         return self.c.delete("/v1/connections/" + cid)
-
-
-def body_of(r):
-    j = r.json()
-    return j if isinstance(j, dict) else {}
-
-
-def last_error(j):
-    le = j.get("last_error")
-    return le if isinstance(le, dict) else {}
 
 
 def check_active(label, r, grant=None):
@@ -402,6 +400,59 @@ def test_client_auth(g, mA):
                  "error", "invalid_client", 401)
 
 
+def test_client_jwt(g, mA):
+    """private_key_jwt and client_secret_jwt (RFC 7523 section 2.2): the
+    mock verifies each assertion's signature with the registered key (or
+    the client secret), its claims, and refuses a jti it has seen, so a
+    second token request succeeding proves a fresh assertion."""
+    clear_knobs(mA)
+    g.provider("jwt-ec", mA, client_auth="private_key_jwt", signing_key=EC_JWK,
+               signing_key_id="ec-1")
+    p = g.c.get("/v1/providers/jwt-ec").json() or {}
+    T.eq("provider shows has_signing_key", True, p.get("has_signing_key"))
+    T.eq("provider never shows the key", False, "signing_key" in p)
+    T.eq("provider shows the kid", "ec-1", p.get("signing_key_id"))
+    T.eq("provider client_auth", "private_key_jwt", p.get("client_auth"))
+
+    set_knobs(mA, client_auth="private_key_jwt", client_assertion_key=EC_JWK)
+    check_active("private_key_jwt ES256 accepted", g.put("jw-1", "jwt-ec", "client_credentials"))
+    check_active("a second assertion (fresh jti) accepted",
+                 g.put("jw-2", "jwt-ec", "client_credentials"))
+    check_active("private_key_jwt password grant", g.put_password("jw-3", "jwt-ec"))
+    check_active("private_key_jwt refresh_token grant", g.refresh("jw-3"))
+    # The secret alone is refused by a mock that wants an assertion.
+    g.provider("jwt-post", mA, client_auth="post")
+    check_failed("client_secret_post refused by a private_key_jwt-only provider",
+                 g.put("jw-4", "jwt-post", "client_credentials"), "error", "invalid_client", 401)
+    # No key registered at the provider: the assertion cannot be verified.
+    set_knobs(mA, client_assertion_key=None)
+    check_failed("assertion without a registered key refused",
+                 g.put("jw-5", "jwt-ec", "client_credentials"), "error", "invalid_client", 401)
+
+    set_knobs(mA, client_auth="client_secret_jwt")
+    g.provider("jwt-hs", mA, client_auth="client_secret_jwt", client_id=JWT_CLIENT[0],
+               client_secret=JWT_CLIENT[1])
+    check_active("client_secret_jwt HS256 accepted", g.put("jw-6", "jwt-hs", "client_credentials"))
+    check_failed("private_key_jwt refused by a client_secret_jwt-only provider",
+                 g.put("jw-7", "jwt-ec", "client_credentials"), "error", "invalid_client", 401)
+
+    # Unusable keys: 422 and nothing stored.
+    for label, extra in (("unparsable key", {"signing_key": "not a key"}),
+                         ("PS256", {"signing_key": EC_JWK, "signing_alg": "PS256"}),
+                         ("RS256 with an EC key", {"signing_key": EC_JWK, "signing_alg": "RS256"}),
+                         ("private_key_jwt without a key", {})):
+        body = {"token_url": token_url(mA), "client_id": CLIENT[0],
+                "client_auth": "private_key_jwt"}
+        body.update(extra)
+        r = g.c.put("/v1/providers/jwt-bad", json_body=body)
+        T.status("%s: 422" % label, 422, r)
+        T.eq("%s: error code" % label, "invalid_signing_key", body_of(r).get("error"))
+        T.status("%s: nothing stored" % label, 404, g.c.get("/v1/providers/jwt-bad"))
+    for cid in ("jw-1", "jw-2", "jw-3", "jw-4", "jw-5", "jw-6", "jw-7"):
+        g.delete(cid)
+    set_knobs(mA, client_auth="any")
+
+
 def test_quirks(g, mA):
     """Response shapes: each gives the right stored state."""
     clear_knobs(mA)
@@ -464,6 +515,75 @@ def test_quirks(g, mA):
          body_of(t_a).get("access_token") == body_of(t_b).get("access_token"),
          "same token", "different tokens")
     T.eq("unknown expiry: no token request on read", 0, delta(after, before, "requests", "token"))
+
+    # A lifetime that is present but unusable is a malformed answer (like a
+    # missing access_token), never a token that does not expire.
+    for n, (label, extra) in enumerate((("expires_in false", {"expires_in": False}),
+                                        ("expires_in {}", {"expires_in": {}}),
+                                        ("expires_in \"zzz\"", {"expires_in": "zzz"}))):
+        set_knobs(mA, expires_in=0, extra=extra)
+        cid = "q-bad-%d" % n
+        j = check_failed(label + " (client_credentials)", g.put(cid, "q", "client_credentials"),
+                         "refresh_failing", "invalid_response", 200)
+        T.ok(label + ": last_error names expires_in", "expires_in" in (last_error(j).get("message") or ""),
+             "a message naming expires_in", last_error(j).get("message"))
+        T.eq(label + ": no access token stored", False, j.get("has_access_token"))
+        g.delete(cid)
+    set_knobs(mA, expires_in=0, extra={"expires_in": "3600"})
+    t0 = time.time()
+    j = check_active("expires_in from a numeric string member", g.put("q-num", "q", "client_credentials"))
+    check_expiry("expires_in \"3600\"", j, t0, time.time(), 3600)
+    g.delete("q-num")
+    set_knobs(mA, expires_in=0, extra={"expires_in": None}, fault="none")
+    j = check_active("expires_in null", g.put("q-null", "q", "client_credentials"))
+    T.eq("expires_in null: expiry unknown", None, j.get("expires_at"))
+    g.delete("q-null")
+    # The same rule on a refresh answer (password grant, then a refresh that
+    # returns an unusable refresh_token_expires_in): the old token is kept.
+    clear_knobs(mA)
+    check_active("refresh_token_expires_in: healthy first", g.put_password("q-rtexp", "q"))
+    old = body_of(g.token("q-rtexp")).get("access_token")
+    set_knobs(mA, extra={"refresh_token_expires_in": False})
+    j = check_failed("refresh_token_expires_in false (refresh)", g.refresh("q-rtexp"),
+                     "refresh_failing", "invalid_response", 200)
+    T.ok("refresh_token_expires_in false: last_error names it",
+         "refresh_token_expires_in" in (last_error(j).get("message") or ""),
+         "a message naming refresh_token_expires_in", last_error(j).get("message"))
+    check_old_token_served("refresh_token_expires_in false", g, "q-rtexp", old)
+    end_fault(g, mA, "q-rtexp")
+    clear_knobs(mA)
+
+    # Credentials nested in extra (Slack's oauth.v2.access answer with token
+    # rotation: the user's tokens in authed_user) never show in a view of the
+    # connection; the token answer returns extra whole.
+    user_at, user_rt = T.secret("xoxp-user-" + secrets.token_urlsafe(12), "xoxe-1-user-" + secrets.token_urlsafe(12))
+    nested_sec = T.secret("nested-secret-" + secrets.token_urlsafe(8))
+    slack_extra = {"ok": True, "bot_user_id": "U0KRQLJ9H", "app_id": "A0KRD7HC3",
+                   "team": {"name": "Slack Softball Team", "id": "T9TK3CUKW"},
+                   "enterprise": {"name": "slack-sports", "id": "E12345678"},
+                   "authed_user": {"id": "U1234", "scope": "chat:write", "access_token": user_at,
+                                   "token_type": "user", "refresh_token": user_rt, "expires_in": 43200},
+                   "installs": [{"id": "I1", "client_secret": nested_sec}]}
+    set_knobs(mA, extra=slack_extra)
+    r = g.put_password("q-slack", "q")
+    j = check_active("Slack-shaped extra", r)
+    views = [("PUT answer", r), ("GET", g.get("q-slack")), ("list", g.c.get("/v1/connections?tenant=t-grants")),
+             ("refresh answer", g.refresh("q-slack"))]
+    for label, resp in views:
+        text = resp.text()
+        T.ok("Slack extra, %s: no nested credential" % label,
+             user_at not in text and user_rt not in text and nested_sec not in text,
+             "no credential", "a credential from extra")
+    x = j.get("extra") or {}
+    T.eq("Slack extra: the view keeps what is not a credential",
+         {"id": "U1234", "scope": "chat:write", "token_type": "user", "expires_in": 43200},
+         x.get("authed_user"))
+    T.eq("Slack extra: arrays are redacted too", [{"id": "I1"}], x.get("installs"))
+    T.eq("Slack extra: top level kept", ("U0KRQLJ9H", True), (x.get("bot_user_id"), x.get("ok")))
+    T.eq("Slack extra: the token answer returns extra whole", slack_extra,
+         body_of(g.token("q-slack")).get("extra"))
+    g.delete("q-slack")
+    clear_knobs(mA)
 
     # token_type in lower case.
     set_knobs(mA, token_type="bearer")
@@ -737,8 +857,8 @@ def test_insecure_http(g, mB):
 
 
 def test_known_good_host(g, tmp, procs, ca1, expired):
-    """Issue 3, classification: "transient (network, TLS to a known-good
-    host, ...)". TLS failures towards a host that has worked before are
+    """Classification: transient covers network errors and TLS to a
+    known-good host. TLS failures towards a host that has worked before are
     transient (the provider's certificate expired or was swapped: keep
     serving the old token and retry), unlike a host that never validated.
     A mock on a fixed port is replaced by one with an expired leaf, then
@@ -861,7 +981,8 @@ def main():
             procs.append(("mock %d" % m.port, m))
             return m
 
-        mA = start_mock(ca1, ["--client", "%s:%s" % CLIENT, "--client", "%s:%s" % WEIRD])
+        mA = start_mock(ca1, ["--client", "%s:%s" % CLIENT, "--client", "%s:%s" % WEIRD,
+                              "--client", "%s:%s" % JWT_CLIENT])
         mB = start_mock(ca1)
         mC = start_mock(rsa)
         mD = start_mock(LeafCerts(ca1, wrong))
@@ -880,6 +1001,7 @@ def main():
 
         section("grants", test_grants, g1, mA)
         section("client_auth", test_client_auth, g1, mA)
+        section("client_jwt", test_client_jwt, g1, mA)
         section("quirks", test_quirks, g1, mA)
         section("faults", test_faults, g1, mA)
         section("no_resend", test_no_resend, g1, mB)

@@ -2,20 +2,25 @@
 """Integration test: durability, secrets at rest, keys and the command line
 of a real `grantd serve`.
 
-Restart persistence (SIGTERM -> exit 0 -> same data), kill -9 right after an
-acknowledged write (x20), no plaintext secret or key anywhere in the data
-dir or the logs, generated API/master keys (0600 files in a 0700 dir, reused
-on restart, never logged), a wrong master key, invalid configuration (exit
-2, one line), `grantd version`, `grantd serve --help`, JSON log lines, and a
-tiny --map-size filling up (507 store_full, earlier data intact).
+Restart persistence (SIGTERM -> exit 0 -> same stored fields and tokens;
+the engine's own fields of connections it keeps retrying are not compared),
+kill -9 right after an acknowledged write (x20), no plaintext secret or key
+anywhere in the data dir or the logs, generated API/master keys (0600 files
+in a 0700 dir, reused on restart, never logged), a wrong master key, a
+sealed store started without its key (exit 2, one line, nothing written),
+SIGHUP (a reload; without an API keys file nothing changes), invalid configuration (exit 2, one line), `grantd
+version`, `grantd serve --help`, JSON log lines, and a tiny --map-size
+filling up (507 storage_full naming the map, earlier data intact).
 """
 import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ApiChecks, ServeProc, find_in_dir, grantd_bin,  # noqa: E402
@@ -80,6 +85,30 @@ def seed(g, s):
     T.status("PUT client_credentials connection with its own secret", 200, r)
 
 
+# What the engine changes on its own clock while it retries a failing
+# connection; everything else in a view is stored and a restart keeps it.
+ENGINE_FIELDS = ("status", "failures", "last_error", "refreshed_at", "next_refresh_at", "updated_at",
+                 "revision")
+
+
+def kept(conn):
+    return {k: v for k, v in conn.items() if k not in ENGINE_FIELDS}
+
+
+def by_id(conns):
+    return {c["id"]: c for c in conns or []}
+
+
+def wait_for(fn, timeout=60):
+    """Polls fn() until it is true (True) or the deadline passes (False)."""
+    deadline = time.monotonic() + timeout
+    while not fn():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def snapshot(g):
     c = g.client
     prov = c.get("/v1/providers/pp").json()
@@ -103,9 +132,29 @@ def test_restart(work, keys, s):
 
     g.start()
     try:
+        # pw-1 and cc-1 keep failing (their provider is unreachable) and
+        # are retried on the engine's clock, before and after the restart.
+        # Take the second snapshot only once one of them has retried since
+        # the restart, so that a comparison of what the engine changes
+        # while it runs fails every time, not only on a slow machine.
+        failing = {c["id"]: c["failures"] for c in before[1] or [] if c.get("failures")}
+        T.ok("connections failing before the restart", set(failing) == {"pw-1", "cc-1"},
+             "pw-1 and cc-1", sorted(failing))
+        T.ok("a failing connection is retried after the restart", wait_for(
+            lambda: any(c["id"] in failing and c["failures"] > failing[c["id"]]
+                        for c in snapshot(g)[1] or [])), "failures grow", "no retry")
         after = snapshot(g)
         T.eq("provider unchanged after restart", before[0], after[0])
-        T.eq("connections unchanged after restart", before[1], after[1])
+        b_by, a_by = by_id(before[1]), by_id(after[1])
+        T.eq("the same connections after restart", sorted(b_by), sorted(a_by))
+        for cid in sorted(set(b_by) & set(a_by)):
+            b, a = b_by[cid], a_by[cid]
+            if cid in failing:
+                T.eq("%s: stored fields kept across the restart" % cid, kept(b), kept(a))
+                T.ok("%s: still failing, failures not reset" % cid, a["last_error"] and
+                     a["failures"] >= b["failures"], ">= %d failures" % b["failures"], (a["failures"], a["last_error"]))
+            else:  # nothing for the engine to do: the whole view is kept
+                T.eq("%s: unchanged after restart" % cid, b, a)
         T.ok("connections listed", isinstance(after[1], list) and len(after[1]) == 5, 5,
              len(after[1] or []))
         T.eq("provider still has its secret", True, (after[0] or {}).get("has_client_secret"))
@@ -275,6 +324,8 @@ def test_generated_keys(work):
         log = g.last_log()
         T.ok("log says where the API key is", "api-key" in log, "the api-key path in the log", "absent")
         T.ok("log says where the master key is", "master-key" in log, "the master-key path in the log", "absent")
+        T.ok("first start with a generated master key: warns", "master_key_beside_data" in log,
+             "a master_key_beside_data warning", T.scrub(log[-300:]))
         T.ok("log never shows the generated keys", api_key not in log and master_raw.strip().decode("latin-1")
              not in log, "not in the log", "a key value in the log")
         tok = T.secret("gen-at-" + rand_key())
@@ -294,11 +345,130 @@ def test_generated_keys(work):
         T.status("generated API key works after restart", 200, g.client.get("/v1/providers"))
         check_token("token readable after restart (master key reused)", g, "g1", tok)
         T.ok("restart log never shows the keys", api_key not in g.last_log(), "absent", "present")
+        warn = [x for x in g.last_log().splitlines() if '"master_key_beside_data"' in x]
+        T.ok("restart with DIR/master-key: warns that the key is beside the data", len(warn) == 1
+             and '"level":"warn"' in warn[0] and mpath in warn[0]
+             and "GRANTD_MASTER_KEY_FILE" in warn[0], "one warning naming the file and the fix",
+             T.scrub(warn))
     finally:
         T.eq("SIGTERM exit status (generated keys, restart)", 0, g.stop())
+    # The same key passed from a "secret" file: no warning.
+    secret_file = os.path.join(work, "gen", "master-key-secret")
+    with open(secret_file, "wb") as f:
+        f.write(master_raw)
+    g.env["GRANTD_MASTER_KEY_FILE"] = secret_file
+    g.start()
+    try:
+        check_token("token readable with the key from GRANTD_MASTER_KEY_FILE", g, "g1", tok)
+        T.ok("key from a secret file: no master_key_beside_data warning",
+             "master_key_beside_data" not in g.last_log(), "no warning", T.scrub(g.last_log()[-300:]))
+    finally:
+        T.eq("SIGTERM exit status (generated keys, key from a file)", 0, g.stop())
+    del g.env["GRANTD_MASTER_KEY_FILE"]
     no_secrets_on_disk("no plaintext secret in the generated-keys data dir (besides the key files)", data,
                        skip=("api-key", "master-key"))
     check_log_lines("generated keys", g.log_text())
+
+
+def start_seeded(work, keys, name):
+    """A grantd on its own data directory work/name, with a provider
+    (unreachable: nothing is refreshed) and one imported connection `name`
+    holding a new token for an hour. Returns (the ServeProc, the token)."""
+    g = ServeProc(work, os.path.join(work, name), api_key=keys[0], master_key=keys[1])
+    g.start()
+    tok = T.secret("%s-at-%s" % (name, rand_key()))
+    T.status(name + ": PUT provider", 200, g.client.put("/v1/providers/p-" + name,
+                                                        {"token_url": "https://127.0.0.1:9/t"}))
+    T.status(name + ": PUT connection", 200,
+             g.client.put("/v1/connections/" + name, {"tenant": "t", "provider": "p-" + name,
+                                                      "grant": "refresh_token", "access_token": tok,
+                                                      "expires_in": 3600}))
+    return g, tok
+
+
+def wait_log_count(g, needle, count, timeout=60):
+    """Waits until the current log of g holds needle `count` times (True),
+    or g exits / the deadline passes (False). No timing is asserted."""
+    deadline = time.monotonic() + timeout
+    while g.last_log().count(needle) < count:
+        if g.proc.poll() is not None or time.monotonic() > deadline:
+            return g.last_log().count(needle) >= count
+        time.sleep(0.05)
+    return True
+
+
+def test_sighup(work, keys):
+    """SIGHUP reloads; without an API keys file there is nothing to reload
+    and it says so: the server keeps serving, and a later SIGTERM still
+    drains and exits 0 (SIGHUPs do not count as a first signal)."""
+    g, tok = start_seeded(work, keys, "hup")
+    try:
+        for n in (1, 2):
+            g.proc.send_signal(signal.SIGHUP)
+            seen = wait_log_count(g, '"api_keys_not_reloaded"', n)
+            T.ok("SIGHUP #%d: logged" % n, seen, "an api_keys_not_reloaded line",
+                 T.scrub(g.last_log()[-300:]))
+            T.ok("SIGHUP #%d: still running" % n, g.proc.poll() is None, "running",
+                 "exited with %s" % g.proc.poll())
+            if g.proc.poll() is not None:
+                return
+            T.status("SIGHUP #%d: healthz" % n, 200, g.client.get("/healthz", auth=False))
+            check_token("SIGHUP #%d: token still served" % n, g, "hup", tok)
+        line = [x for x in g.last_log().splitlines() if '"reloading"' in x][:1]
+        T.ok("SIGHUP: the reload line names SIGHUP", bool(line) and "SIGHUP" in line[0],
+             "reloading ... SIGHUP", T.scrub(line))
+        line = [x for x in g.last_log().splitlines() if '"api_keys_not_reloaded"' in x][:1]
+        T.ok("SIGHUP: says why nothing was reloaded", bool(line) and "--api-keys-file" in line[0],
+             "... --api-keys-file ...", T.scrub(line))
+    finally:
+        rc = g.stop()
+    T.eq("SIGTERM after SIGHUPs: drains and exits 0", 0, rc)
+    T.ok("SIGTERM after SIGHUPs: an orderly shutdown", "shutting_down" in g.last_log()
+         and "exit_now" not in g.last_log(), "shutting_down, no exit_now", T.scrub(g.last_log()[-300:]))
+    check_log_lines("SIGHUP", g.log_text())
+
+
+def dir_state(d):
+    """{file name: (size, mtime_ns)} of a directory, to see that nothing was
+    written."""
+    out = {}
+    for name in sorted(os.listdir(d)):
+        st = os.stat(os.path.join(d, name))
+        out[name] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def test_sealed_store_without_key(work, keys):
+    """A data directory that holds a store sealed with a given master key,
+    started without any master key setting: exit 2 with one line saying the
+    store is sealed and how to give its key, and nothing written (no
+    generated master-key, not even an api-key)."""
+    g, tok = start_seeded(work, keys, "sealed")
+    data = g.data_dir
+    T.eq("sealed: SIGTERM exit status", 0, g.stop())
+    for label, api_key in (("no key setting at all", None), ("API key only", keys[0])):
+        before = dir_state(data)
+        bad = ServeProc(work, data, api_key=api_key, master_key=None)
+        bad.spawn()
+        rc = bad.wait_exit(60)
+        text = bad.last_log()
+        lines = [x for x in text.splitlines() if x.strip()]
+        T.eq("sealed store, %s: exit status 2" % label, 2, rc)
+        T.ok("sealed store, %s: one line" % label, len(lines) == 1, "1 line", T.scrub(lines[:4]))
+        line = lines[0] if lines else ""
+        T.ok("sealed store, %s: says the store is sealed and how to give its key" % label,
+             "sealed" in line and "GRANTD_MASTER_KEY" in line and "GRANTD_MASTER_KEY_FILE" in line,
+             "sealed ... GRANTD_MASTER_KEY ... GRANTD_MASTER_KEY_FILE", T.scrub(line))
+        T.ok("sealed store, %s: no master-key written" % label,
+             not os.path.exists(os.path.join(data, "master-key")), "no master-key file", "a stray master-key")
+        T.eq("sealed store, %s: the data directory is unchanged" % label, before, dir_state(data))
+        T.ok("sealed store, %s: never listened" % label, not os.path.exists(bad.port_file), "no port file",
+             "port file")
+    g.start()
+    try:
+        check_token("sealed store: the right key still opens it", g, "sealed", tok)
+    finally:
+        T.eq("sealed store: SIGTERM exit status (right key)", 0, g.stop())
 
 
 def test_map_full(work, keys):
@@ -324,7 +494,7 @@ def test_map_full(work, keys):
         if not T.ok("a tiny map fills up", full is not None, "a non-200 answer", "600 puts accepted"):
             return
         print("  --map-size 1M: %d connections acknowledged before the store filled up" % len(acked))
-        T.error("store full", 507, full[1], code="store_full")
+        T.error("store full", 507, full[1], code="storage_full", mentions="map")
         T.ok("some puts were acknowledged first", len(acked) >= 5, ">= 5", len(acked))
         T.error("the rejected record is not there", 404, g.client.get("/v1/connections/" + full[0]))
         first, last = sorted(acked)[0], sorted(acked)[-1]
@@ -354,6 +524,8 @@ def main():
         test_kill9(g, s)
         test_wrong_master_key(g, s)
         test_generated_keys(work)
+        test_sighup(work, keys)
+        test_sealed_store_without_key(work, keys)
         test_map_full(work, keys)
     except RuntimeError as e:       # grantd failed to start: report, do not hang
         T.ok("grantd starts", False, "listening", T.scrub(str(e)))

@@ -342,46 +342,70 @@ def phase_single_flight(g, mockB, pb):
     T.ok("coalesce: connection active", c and c["status"] == "active", "active", c and c["status"])
 
 
+def backoff_window(failures):
+    """The retry delay (ms) policy_backoff picks after `failures` transient
+    failures: base 1 s doubled per failure, capped at 5 min, jittered in
+    [base/2, base]."""
+    base = min(1000 << max(failures - 1, 0), 300000)
+    return base // 2, base
+
+
 def phase_transient(g, mockB, pb):
+    # The faults last until the failing state has been checked, then are
+    # lifted: the engine retries on its own clock, so a fixed number of
+    # faults could be used up (and the record moved on) before a check reads
+    # it on a slow machine. Each check reads one record and compares its
+    # fields with each other, never with an earlier read.
     (at, rt), = mint(mockB, 1)
     import_tokens(g, "tr", pb, [(at, rt)], expires_in=3600)
     m0 = metrics(g.client)
     c0 = mockB.counters()
-    mockB.config(fault="500", fault_count=3)
+    mockB.config(fault="500", fault_count=0)
     r = g.client.post("/v1/connections/tr0/refresh", body=b"")
     T.eq("transient: forced refresh answered 502", 502, r.status)
+    T.eq("transient: the answer says refresh_failing", "refresh_failing", (r.json() or {}).get("status"))
     c = conn(g, "tr0")
-    T.ok("transient: refresh_failing, failures 1, last_error set",
-         c and c["status"] == "refresh_failing" and c["failures"] == 1 and c["last_error"]
+    T.ok("transient: refresh_failing, failures >= 1, last_error http 500",
+         c and c["status"] == "refresh_failing" and c["failures"] >= 1 and c["last_error"]
          and c["last_error"].get("http_status") == 500,
-         "refresh_failing/1/http 500",
+         "refresh_failing/>=1/http 500",
          c and (c["status"], c["failures"], c["last_error"]))
     if c and c["last_error"] and c["next_refresh_at"]:
         err_at = parse_time(c["last_error"]["at"])
         nxt = parse_time(c["next_refresh_at"])
-        T.ok("transient: retry scheduled 0.5-1 s after the failure (backoff)",
-             500 <= nxt - err_at <= 1000, "500..1000 ms", "%d ms" % (nxt - err_at))
+        lo, hi = backoff_window(c["failures"])
+        T.ok("transient: retry scheduled by backoff after the failure (failures %d: %d-%d ms)"
+             % (c["failures"], lo, hi), lo <= nxt - err_at <= hi, "%d..%d ms" % (lo, hi),
+             "%d ms" % (nxt - err_at))
     r = g.client.get("/v1/connections/tr0/token")
     T.ok("transient: the still-valid token is served while failing",
          r.status == 200 and (r.json() or {}).get("access_token") == at, "200 with the old token",
          "HTTP %s" % r.status)
+    mockB.config(fault="none", fault_count=0)
     c = wait_until("transient: back to active after the faults",
                    lambda: (lambda c: c if c and c["status"] == "active" else None)(conn(g, "tr0")))
     if c:
         T.ok("transient: recovered record: failures 0, no last_error",
              c["failures"] == 0 and c["last_error"] is None, "0/null",
              (c["failures"], c["last_error"]))
+    # The record is readable once its commit is durable, a moment before
+    # the loop runs the commit's completion (index, metrics, the end of the
+    # op that a forced refresh would otherwise join): wait for the counter.
+    healed = 'from="refresh_failing",to="active"'
+    m1 = wait_until("transient: status change refresh_failing -> active counted",
+                    lambda: (lambda m: m if mval(m, "grantd_status_changes_total", healed)
+                             > mval(m0, "grantd_status_changes_total", healed) else None)
+                    (metrics(g.client)))
+    m1 = m1 or metrics(g.client)
     c1 = mockB.counters()
-    m1 = metrics(g.client)
-    T.eq("transient: the mock injected 3 faults", 3, c1["faults_injected"] - c0["faults_injected"])
-    T.eq("transient: 3 transient outcomes counted", 3,
+    faults = c1["faults_injected"] - c0["faults_injected"]
+    T.ok("transient: the mock injected faults", faults >= 1, ">= 1", faults)
+    T.eq("transient: one transient outcome counted per injected fault", faults,
          mval(m1, "grantd_refreshes_total", 'outcome="transient"')
          - mval(m0, "grantd_refreshes_total", 'outcome="transient"'))
-    T.ok("transient: status change refresh_failing -> active counted",
-         mval(m1, "grantd_status_changes_total", 'from="refresh_failing",to="active"') >= 1)
 
-    # 429 with Retry-After: 3 -> the retry waits at least 3 s.
-    mockB.config(fault="429", fault_count=1, retry_after=3)
+    # 429 with Retry-After: 3 -> no retry earlier than 3 s after a failure.
+    mockB.config(fault="429", fault_count=0, retry_after=3)
     r = g.client.post("/v1/connections/tr0/refresh", body=b"")
     T.eq("retry-after: forced refresh answered 502", 502, r.status)
     c = conn(g, "tr0")
@@ -393,9 +417,12 @@ def phase_transient(g, mockB, pb):
         nxt = parse_time(c["next_refresh_at"])
         T.ok("retry-after: next attempt >= 3 s after the failure", nxt - err_at >= 3000,
              ">= 3000 ms", "%d ms" % (nxt - err_at))
+        mockB.config(fault="none", fault_count=0)
         c2 = wait_until("retry-after: active again",
                         lambda: (lambda c: c if c and c["status"] == "active" else None)(conn(g, "tr0")))
         if c2:
+            # Failures after the one read above only push the successful
+            # retry later: it follows that one by >= 3 s as well.
             T.ok("retry-after: the retry came no earlier than Retry-After",
                  parse_time(c2["refreshed_at"]) >= err_at + 3000, ">= failure + 3 s",
                  "%d ms after" % (parse_time(c2["refreshed_at"]) - err_at))
@@ -506,8 +533,8 @@ def phase_metrics(g):
     m = metrics(g.client)
     outcomes = {l: v for (n, l), v in m.items() if n == "grantd_refreshes_total"}
     T.ok("metrics: refreshes by outcome (ok, transient, reauth)",
-         outcomes.get('outcome="ok"', 0) > 0 and outcomes.get('outcome="transient"', 0) >= 4
-         and outcomes.get('outcome="reauth"', 0) >= 1, "ok>0 transient>=4 reauth>=1", outcomes)
+         outcomes.get('outcome="ok"', 0) > 0 and outcomes.get('outcome="transient"', 0) >= 2
+         and outcomes.get('outcome="reauth"', 0) >= 1, "ok>0 transient>=2 reauth>=1", outcomes)
     for h in ("grantd_refresh_latency_ms", "grantd_scheduler_lag_ms"):
         buckets = sorted(((float(re.search(r'le="([^"]+)"', l).group(1).replace("+Inf", "inf")), v)
                           for (n, l), v in m.items() if n == h + "_bucket"))

@@ -2,7 +2,7 @@
 # make_certs.sh - makes a throw-away test CA and a server certificate for
 # localhost / 127.0.0.1 with the openssl CLI, for the mock provider.
 #
-#   tests/mock/make_certs.sh [--rsa] DIR
+#   tests/mock/make_certs.sh [--rsa] [--no-ip] DIR
 #
 # Writes into DIR (created if needed):
 #   ca.pem       the CA certificate (trust it: grantd --ca-file, ssl cafile)
@@ -10,18 +10,24 @@
 #   server.pem   the leaf certificate (the mock's --cert; no intermediates)
 #   server.key   its key, PKCS#8 (the mock's --key)
 # Keys are ECDSA P-256 by default, RSA 2048 with --rsa. The leaf has
-# subjectAltName DNS:localhost and IP:127.0.0.1, serverAuth, and is valid
-# from now for 825 days. Everything is generated fresh on each run; nothing
+# subjectAltName DNS:localhost, IP:127.0.0.1 and IP:::1 (DNS:localhost only
+# with --no-ip, for testing that an IP-address URL is then refused),
+# serverAuth, and is valid from now for 825 days. Everything is generated fresh on each run; nothing
 # here is secret beyond the test.
 set -eu
 
 alg=ec
-case "${1:-}" in
-  --rsa) alg=rsa; shift ;;
-  --ec|--ecdsa) shift ;;
-esac
+san="DNS:localhost, IP:127.0.0.1, IP:::1"
+while [ $# -gt 1 ]; do
+  case "$1" in
+    --rsa) alg=rsa; shift ;;
+    --ec|--ecdsa) shift ;;
+    --no-ip) san="DNS:localhost"; shift ;;
+    *) break ;;
+  esac
+done
 if [ $# -ne 1 ] || [ -z "$1" ]; then
-  echo "usage: $0 [--rsa] DIR" >&2
+  echo "usage: $0 [--rsa] [--no-ip] DIR" >&2
   exit 2
 fi
 dir=$1
@@ -40,7 +46,7 @@ genkey() {
 genkey ca.key
 genkey server.key
 
-cat > mkcerts.cnf <<'EOF'
+cat > mkcerts.cnf <<EOF
 [req]
 distinguished_name = dn
 prompt = no
@@ -54,7 +60,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectAltName = $san
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EOF

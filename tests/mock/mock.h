@@ -85,7 +85,7 @@ typedef struct {
   uint32_t refresh;   /* current refresh token, or MOCK_NONE */
   uint32_t next_free; /* free list when not live */
   uint8_t live;
-  mock_code_t *code;  /* while the code is unused */
+  mock_code_t *code; /* while the code is unused */
 } mock_fam_t;
 
 typedef struct mock_store_s mock_store_t;
@@ -97,8 +97,7 @@ void mock_store_free(mock_store_t *st);
 void mock_store_clear(mock_store_t *st);
 
 /* A new live family; returns its index. `scope` is copied (interned). */
-uint32_t mock_store_family_new(mock_store_t *st, uint32_t client, uint32_t user,
-                               const char *scope);
+uint32_t mock_store_family_new(mock_store_t *st, uint32_t client, uint32_t user, const char *scope);
 mock_fam_t *mock_store_fam(mock_store_t *st, uint32_t fam);
 /* Frees a family and all its tokens (revocation). */
 void mock_store_family_free(mock_store_t *st, uint32_t fam);
@@ -107,14 +106,13 @@ void mock_store_family_free(mock_store_t *st, uint32_t fam);
  * writes its MOCK_TOKEN_LEN characters plus a NUL to out, returns its index.
  * An access token beyond MOCK_ACCESS_PER_FAMILY evicts the family's oldest
  * one. */
-uint32_t mock_store_token_new(mock_store_t *st, uint32_t fam, mock_tok_kind_t kind,
-                              int64_t t, char out[MOCK_TOKEN_LEN + 1]);
+uint32_t mock_store_token_new(mock_store_t *st, uint32_t fam, mock_tok_kind_t kind, int64_t t,
+                              char out[MOCK_TOKEN_LEN + 1]);
 /* The token spelled s[0..n), or MOCK_NONE. */
 uint32_t mock_store_lookup(mock_store_t *st, const char *s, size_t n);
 mock_tok_t *mock_store_tok(mock_store_t *st, uint32_t idx);
 /* Text of a token (MOCK_TOKEN_LEN characters plus NUL). */
-void mock_store_token_text(const mock_store_t *st, uint32_t idx,
-                           char out[MOCK_TOKEN_LEN + 1]);
+void mock_store_token_text(const mock_store_t *st, uint32_t idx, char out[MOCK_TOKEN_LEN + 1]);
 /* Frees one token; a family left without tokens (and without a code being
  * waited for) is freed too. */
 void mock_store_token_free(mock_store_t *st, uint32_t idx);
@@ -153,47 +151,63 @@ typedef enum {
 /* Which endpoints the fault applies to. */
 enum { MOCK_FAULT_ON_TOKEN = 1, MOCK_FAULT_ON_REVOKE = 2 };
 /* Client authentication methods accepted. */
-enum { MOCK_AUTH_ANY = 0, MOCK_AUTH_BASIC, MOCK_AUTH_POST };
+enum {
+  MOCK_AUTH_ANY = 0,
+  MOCK_AUTH_BASIC,
+  MOCK_AUTH_POST,
+  MOCK_AUTH_PRIVATE_KEY_JWT, /* a client_assertion signed with client_assertion_key */
+  MOCK_AUTH_SECRET_JWT,      /* a client_assertion signed with the client secret */
+};
 
 typedef struct {
   int64_t expires_in;        /* 0 = omit expires_in (tokens still live 3600 s) */
   bool expires_in_as_string; /* "3600" instead of 3600 */
   char *token_type;          /* "Bearer" */
   bool rotate_refresh_tokens;
-  int64_t reuse_grace_s;     /* rotated refresh token still accepted this long */
-  int64_t keep_rotated;      /* rotated refresh tokens remembered per grant */
-  bool echo_refresh_token;   /* without rotation: repeat the refresh token */
-  int64_t latency_ms;        /* added before answering any OAuth endpoint */
+  int64_t reuse_grace_s;   /* rotated refresh token still accepted this long */
+  int64_t keep_rotated;    /* rotated refresh tokens remembered per grant */
+  bool echo_refresh_token; /* without rotation: repeat the refresh token */
+  int64_t latency_ms;      /* added before answering any OAuth endpoint */
   mock_fault_t fault;
-  int64_t fault_count;       /* remaining faulty requests; 0 = all */
-  int64_t retry_after;       /* seconds, for fault 429 */
-  char *fault_error;         /* error code of error_with_200 */
-  bool fault_after_grant;    /* process the grant, then answer the fault */
-  int fault_on;              /* MOCK_FAULT_ON_* bits */
-  json_t *extra;             /* object merged into token responses */
-  char *extra_json;          /* its members as JSON text (",\"k\":v..." or "") */
-  char *realm_id;            /* realmId added to /authorize redirects */
-  char *issuer;              /* NULL = the base URL */
-  bool send_iss;             /* iss in /authorize redirects (RFC 9207) */
-  bool deny;                 /* /authorize answers error=access_denied */
+  int64_t fault_count;    /* remaining faulty requests; 0 = all */
+  int64_t retry_after;    /* seconds, for fault 429 */
+  char *fault_error;      /* error code of error_with_200 */
+  bool fault_after_grant; /* process the grant, then answer the fault */
+  int fault_on;           /* MOCK_FAULT_ON_* bits */
+  json_t *extra;          /* object merged into token responses */
+  char *extra_json;       /* its members as JSON text (",\"k\":v..." or "") */
+  char *realm_id;         /* realmId added to /authorize redirects */
+  char *issuer;           /* NULL = the base URL */
+  bool send_iss;          /* iss in /authorize redirects (RFC 9207) */
+  bool deny;              /* /authorize answers error=access_denied */
   bool require_pkce;
-  int client_auth;           /* MOCK_AUTH_* */
+  int client_auth; /* MOCK_AUTH_* */
+  /* The key registered for private_key_jwt (PEM or JWK, oauth/jws.h; only
+   * its public half is used), NULL = none: RS256/ES256 assertions fail. */
+  char *client_assertion_key;
   int64_t code_ttl_s;
-  int64_t access_ttl_s;      /* validity when expires_in is 0 (omitted) */
+  int64_t access_ttl_s; /* validity when expires_in is 0 (omitted) */
 } mock_knobs_t;
 
 typedef struct {
-  uint64_t req_authorize, req_token, req_revoke, req_resource, req_introspect,
-    req_metadata, req_mock, req_other;
+  uint64_t req_authorize, req_token, req_revoke, req_resource, req_introspect, req_metadata,
+    req_mock, req_other;
   uint64_t grant_code, grant_refresh, grant_cc, grant_password, grant_other;
   uint64_t issued_access, issued_refresh, issued_codes;
-  uint64_t refreshes, rotations, grace_reuses, replays, families_revoked,
-    revocations, faults;
-  uint64_t err_invalid_request, err_invalid_client, err_invalid_grant,
-    err_unsupported_grant, err_invalid_scope, err_unauthorized_client;
-  uint64_t conns_accepted, conns_tls, conns_closed, conn_requests_closed,
-    conn_requests_max;
+  uint64_t refreshes, rotations, grace_reuses, replays, families_revoked, revocations, faults;
+  uint64_t err_invalid_request, err_invalid_client, err_invalid_grant, err_unsupported_grant,
+    err_invalid_scope, err_unauthorized_client;
+  uint64_t conns_accepted, conns_tls, conns_closed, conn_requests_closed, conn_requests_max;
   uint64_t conn_hist[5]; /* 1, 2-10, 11-100, 101-1000, >1000 requests */
+  /* Requests to /s/SEGMENT/ENDPOINT (a URL with a per-connection variable
+   * in its path), counted as "SEGMENT/ENDPOINT"; the first 16 keys. */
+  struct {
+    char key[96];
+    uint64_t n;
+  } prefixed[16];
+  size_t n_prefixed;
+  uint64_t json_bodies;  /* /token and /revoke requests with a JSON body */
+  uint64_t revoke_query; /* /revoke requests with parameters in the query */
 } mock_counters_t;
 
 /* ---- the whole mock ------------------------------------------------------ */
@@ -219,11 +233,11 @@ typedef struct {
   size_t nclients;
   mock_user_t *users;
   size_t nusers;
-  int tls;                  /* 1 = https */
+  int tls; /* 1 = https */
   unsigned port;
   const tls_stats_t *tls_stats; /* live, NULL with --plain */
-  tls_stats_t tls_base;     /* tls_stats at the last /_mock/reset */
-  mock_tap_t *taps;         /* open connections */
+  tls_stats_t tls_base;         /* tls_stats at the last /_mock/reset */
+  mock_tap_t *taps;             /* open connections */
   bool verbose;
 } mock_t;
 
@@ -239,8 +253,8 @@ typedef struct {
   int status;
   const char *ctype; /* NULL = no Content-Type */
   buf_t body;
-  buf_t hdrs;        /* extra header lines, each ending in \r\n */
-  int raw;           /* MOCK_RAW_* */
+  buf_t hdrs; /* extra header lines, each ending in \r\n */
+  int raw;    /* MOCK_RAW_* */
 } mock_resp_t;
 
 /* Empties r for the next response (memory kept). */
@@ -250,14 +264,14 @@ void mock_resp_free(mock_resp_t *r);
 /* A request as the endpoint functions see it (all borrowed). */
 typedef struct {
   const char *method;
-  const char *query;   /* NULL = none */
+  const char *query; /* NULL = none */
   const char *body;
   size_t body_len;
-  const char *ctype;   /* Content-Type header or NULL */
-  const char *authz;   /* Authorization header or NULL */
-  const char *base;    /* "https://host:port" of this request */
-  int64_t now;         /* monotonic ms */
-  int64_t wall;        /* wall-clock ms */
+  const char *ctype; /* Content-Type header or NULL */
+  const char *authz; /* Authorization header or NULL */
+  const char *base;  /* "https://host:port" of this request */
+  int64_t now;       /* monotonic ms */
+  int64_t wall;      /* wall-clock ms */
 } mock_req_t;
 
 /* ---- endpoints (mock_oauth.c) -------------------------------------------- */
@@ -281,8 +295,7 @@ bool mock_scope_valid(const char *s);
 uint32_t mock_find_client(const mock_t *m, const char *id);
 
 /* Appends a JSON OAuth error and sets the status. */
-void mock_oauth_error(mock_resp_t *r, int status, const char *error,
-                      const char *description);
+void mock_oauth_error(mock_resp_t *r, int status, const char *error, const char *description);
 
 /* ---- knobs, counters, metadata (mock_knobs.c) ---------------------------- */
 
@@ -297,8 +310,8 @@ void mock_knobs_copy(mock_knobs_t *dst, const mock_knobs_t *src);
 int mock_knobs_apply(mock_knobs_t *k, const json_t *obj, char *err, size_t errlen);
 /* Applies one knob from a command-line flag: value is parsed as JSON when it
  * is valid JSON, else taken as a string. */
-int mock_knobs_apply_flag(mock_knobs_t *k, const char *name, const char *value,
-                          char *err, size_t errlen);
+int mock_knobs_apply_flag(mock_knobs_t *k, const char *name, const char *value, char *err,
+                          size_t errlen);
 /* The knobs as a JSON object (new reference). */
 json_t *mock_knobs_json(const mock_knobs_t *k);
 /* The counters document (new reference). */
@@ -325,8 +338,7 @@ stream_t *mock_tap_wrap(void *arg, stream_t *tcp);
 /* The TLS server context used by mock_tap_wrap (NULL = plain). */
 void mock_tap_set_tls(void *tls_server_ctx);
 /* Adds the request counts of open connections to the histogram view. */
-void mock_tap_fold_open(const mock_t *m, uint64_t hist[5], uint64_t *max,
-                        uint64_t *open);
+void mock_tap_fold_open(const mock_t *m, uint64_t hist[5], uint64_t *max, uint64_t *open);
 /* Histogram bucket of a per-connection request count. */
 int mock_conn_bucket(uint64_t n);
 /* Zeroes the request counts of open connections (/_mock/reset). */

@@ -142,7 +142,8 @@ void mock_authorize(mock_t *m, const mock_req_t *q, mock_resp_t *r)
              *chal = NULL, *method = NULL;
   m->c.req_authorize++;
   const char *qs = q->query != NULL ? q->query : "";
-  if (form_parse(qs, strlen(qs), &f) != 0 || form_get_unique(&f, "client_id", &client_id) == GRANTD_EINVALID ||
+  if (form_parse(qs, strlen(qs), &f) != 0 ||
+      form_get_unique(&f, "client_id", &client_id) == GRANTD_EINVALID ||
       form_get_unique(&f, "redirect_uri", &uri) == GRANTD_EINVALID) {
     page(r, 400, "malformed authorization request");
     goto done;

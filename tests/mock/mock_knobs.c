@@ -39,7 +39,8 @@ const char *mock_fault_name(mock_fault_t f)
 }
 
 static const char *const fault_on_names[] = {"", "token", "revoke", "both"};
-static const char *const auth_names[] = {"any", "basic", "post"};
+static const char *const auth_names[] = {"any", "basic", "post", "private_key_jwt",
+                                         "client_secret_jwt"};
 
 void mock_knobs_defaults(mock_knobs_t *k)
 {
@@ -66,6 +67,7 @@ void mock_knobs_free(mock_knobs_t *k)
   free(k->extra_json);
   free(k->realm_id);
   free(k->issuer);
+  free(k->client_assertion_key);
   memset(k, 0, sizeof *k);
 }
 
@@ -78,6 +80,7 @@ void mock_knobs_copy(mock_knobs_t *dst, const mock_knobs_t *src)
   dst->extra_json = xstrdup(src->extra_json);
   dst->realm_id = xstrdup(src->realm_id);
   dst->issuer = xstrdup(src->issuer);
+  dst->client_assertion_key = xstrdup(src->client_assertion_key);
 }
 
 /* ---- applying ------------------------------------------------------------ */
@@ -88,8 +91,8 @@ static int bad(char *err, size_t errlen, const char *key, const char *want)
   return GRANTD_EINVALID;
 }
 
-static int get_int(const json_t *v, const char *key, int64_t lo, int64_t hi,
-                   int64_t *out, char *err, size_t errlen)
+static int get_int(const json_t *v, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                   char *err, size_t errlen)
 {
   if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
     char want[80];
@@ -109,8 +112,8 @@ static int get_bool(const json_t *v, const char *key, bool *out, char *err, size
 }
 
 /* A string knob; `nullable` allows null (stored as NULL). */
-static int get_str(const json_t *v, const char *key, bool nullable, size_t maxlen,
-                   char **out, char *err, size_t errlen)
+static int get_str(const json_t *v, const char *key, bool nullable, size_t maxlen, char **out,
+                   char *err, size_t errlen)
 {
   if (nullable && json_is_null(v)) {
     free(*out);
@@ -125,8 +128,8 @@ static int get_str(const json_t *v, const char *key, bool nullable, size_t maxle
   return 0;
 }
 
-static int get_enum(const json_t *v, const char *key, const char *const *names, size_t n,
-                    int first, int *out, char *err, size_t errlen)
+static int get_enum(const json_t *v, const char *key, const char *const *names, size_t n, int first,
+                    int *out, char *err, size_t errlen)
 {
   const char *s = json_string_value(v);
   for (int i = first; s != NULL && (size_t)i < n; i++) {
@@ -160,8 +163,7 @@ static int set_extra(mock_knobs_t *k, const json_t *v, char *err, size_t errlen)
   return 0;
 }
 
-static int apply_one(mock_knobs_t *k, const char *key, const json_t *v, char *err,
-                     size_t errlen)
+static int apply_one(mock_knobs_t *k, const char *key, const json_t *v, char *err, size_t errlen)
 {
   int e = 0, i = 0;
   if (strcmp(key, "expires_in") == 0)
@@ -203,8 +205,8 @@ static int apply_one(mock_knobs_t *k, const char *key, const json_t *v, char *er
   if (strcmp(key, "fault_after_grant") == 0)
     return get_bool(v, key, &k->fault_after_grant, err, errlen);
   if (strcmp(key, "fault_on") == 0)
-    return get_enum(v, key, fault_on_names, ARRAY_SIZE(fault_on_names), 1, &k->fault_on,
-                    err, errlen);
+    return get_enum(v, key, fault_on_names, ARRAY_SIZE(fault_on_names), 1, &k->fault_on, err,
+                    errlen);
   if (strcmp(key, "extra") == 0)
     return set_extra(k, v, err, errlen);
   if (strcmp(key, "realm_id") == 0)
@@ -218,8 +220,9 @@ static int apply_one(mock_knobs_t *k, const char *key, const json_t *v, char *er
   if (strcmp(key, "require_pkce") == 0)
     return get_bool(v, key, &k->require_pkce, err, errlen);
   if (strcmp(key, "client_auth") == 0)
-    return get_enum(v, key, auth_names, ARRAY_SIZE(auth_names), 0, &k->client_auth, err,
-                    errlen);
+    return get_enum(v, key, auth_names, ARRAY_SIZE(auth_names), 0, &k->client_auth, err, errlen);
+  if (strcmp(key, "client_assertion_key") == 0)
+    return get_str(v, key, true, 16384, &k->client_assertion_key, err, errlen);
   if (strcmp(key, "code_ttl_s") == 0)
     return get_int(v, key, 1, 86400, &k->code_ttl_s, err, errlen);
   if (strcmp(key, "access_ttl_s") == 0)
@@ -238,7 +241,8 @@ int mock_knobs_apply(mock_knobs_t *k, const json_t *obj, char *err, size_t errle
   mock_knobs_copy(&tmp, k);
   const char *key;
   json_t *v;
-  json_object_foreach((json_t *)obj, key, v) {
+  json_object_foreach((json_t *)obj, key, v)
+  {
     int e = apply_one(&tmp, key, v, err, errlen);
     if (e != 0) {
       mock_knobs_free(&tmp);
@@ -254,8 +258,8 @@ int mock_knobs_apply(mock_knobs_t *k, const json_t *obj, char *err, size_t errle
   return 0;
 }
 
-int mock_knobs_apply_flag(mock_knobs_t *k, const char *name, const char *value,
-                          char *err, size_t errlen)
+int mock_knobs_apply_flag(mock_knobs_t *k, const char *name, const char *value, char *err,
+                          size_t errlen)
 {
   char key[64];
   size_t n = strlen(name);
@@ -278,30 +282,18 @@ int mock_knobs_apply_flag(mock_knobs_t *k, const char *name, const char *value,
 json_t *mock_knobs_json(const mock_knobs_t *k)
 {
   return json_pack(
-    "{sI sb ss sb sI sI sb sI ss sI sI ss sb ss sO so so sb sb sb ss sI sI}",
-    "expires_in", (json_int_t)k->expires_in,
-    "expires_in_as_string", k->expires_in_as_string,
-    "token_type", k->token_type,
-    "rotate_refresh_tokens", k->rotate_refresh_tokens,
-    "reuse_grace_s", (json_int_t)k->reuse_grace_s,
-    "keep_rotated", (json_int_t)k->keep_rotated,
-    "echo_refresh_token", k->echo_refresh_token,
-    "latency_ms", (json_int_t)k->latency_ms,
-    "fault", mock_fault_name(k->fault),
-    "fault_count", (json_int_t)k->fault_count,
-    "retry_after", (json_int_t)k->retry_after,
-    "fault_error", k->fault_error,
-    "fault_after_grant", k->fault_after_grant,
-    "fault_on", fault_on_names[k->fault_on & 3],
-    "extra", k->extra,
-    "realm_id", k->realm_id ? json_string(k->realm_id) : json_null(),
-    "issuer", k->issuer ? json_string(k->issuer) : json_null(),
-    "send_iss", k->send_iss,
-    "deny", k->deny,
-    "require_pkce", k->require_pkce,
-    "client_auth", auth_names[k->client_auth],
-    "code_ttl_s", (json_int_t)k->code_ttl_s,
-    "access_ttl_s", (json_int_t)k->access_ttl_s);
+    "{sI sb ss sb sI sI sb sI ss sI sI ss sb ss sO so so sb sb sb ss sI sI}", "expires_in",
+    (json_int_t)k->expires_in, "expires_in_as_string", k->expires_in_as_string, "token_type",
+    k->token_type, "rotate_refresh_tokens", k->rotate_refresh_tokens, "reuse_grace_s",
+    (json_int_t)k->reuse_grace_s, "keep_rotated", (json_int_t)k->keep_rotated, "echo_refresh_token",
+    k->echo_refresh_token, "latency_ms", (json_int_t)k->latency_ms, "fault",
+    mock_fault_name(k->fault), "fault_count", (json_int_t)k->fault_count, "retry_after",
+    (json_int_t)k->retry_after, "fault_error", k->fault_error, "fault_after_grant",
+    k->fault_after_grant, "fault_on", fault_on_names[k->fault_on & 3], "extra", k->extra,
+    "realm_id", k->realm_id ? json_string(k->realm_id) : json_null(), "issuer",
+    k->issuer ? json_string(k->issuer) : json_null(), "send_iss", k->send_iss, "deny", k->deny,
+    "require_pkce", k->require_pkce, "client_auth", auth_names[k->client_auth], "code_ttl_s",
+    (json_int_t)k->code_ttl_s, "access_ttl_s", (json_int_t)k->access_ttl_s);
 }
 
 mock_fault_t mock_fault_take(mock_t *m, int endpoint)
@@ -338,7 +330,10 @@ json_t *mock_counters_json(const mock_t *m)
                     U(s->full - b->full), "resumed_handshakes", U(s->resumed - b->resumed),
                     "failed_handshakes", U(s->failed - b->failed));
   }
-  return json_pack(
+  json_t *pfx = json_object();
+  for (size_t i = 0; i < c->n_prefixed; i++)
+    json_object_set_new(pfx, c->prefixed[i].key, json_integer((json_int_t)c->prefixed[i].n));
+  json_t *o = json_pack(
     "{s{sI sI sI sI sI sI sI sI} s{sI sI sI sI sI} s{sI sI sI}"
     " sI sI sI sI sI sI sI"
     " s{sI sI sI sI sI sI}"
@@ -348,46 +343,39 @@ json_t *mock_counters_json(const mock_t *m)
     "requests", "authorize", U(c->req_authorize), "token", U(c->req_token), "revoke",
     U(c->req_revoke), "resource", U(c->req_resource), "introspect", U(c->req_introspect),
     "metadata", U(c->req_metadata), "mock", U(c->req_mock), "other", U(c->req_other),
-    "token_requests", "authorization_code", U(c->grant_code), "refresh_token",
-    U(c->grant_refresh), "client_credentials", U(c->grant_cc), "password",
-    U(c->grant_password), "other", U(c->grant_other),
-    "tokens_issued", "access", U(c->issued_access), "refresh", U(c->issued_refresh),
-    "codes", U(c->issued_codes),
-    "refreshes", U(c->refreshes), "rotations", U(c->rotations), "grace_reuses",
-    U(c->grace_reuses), "replays_detected", U(c->replays), "families_revoked",
-    U(c->families_revoked), "revocations", U(c->revocations), "faults_injected",
-    U(c->faults),
-    "errors", "invalid_request", U(c->err_invalid_request), "invalid_client",
-    U(c->err_invalid_client), "invalid_grant", U(c->err_invalid_grant),
-    "unsupported_grant_type", U(c->err_unsupported_grant), "invalid_scope",
-    U(c->err_invalid_scope), "unauthorized_client", U(c->err_unauthorized_client),
-    "live", "tokens", U(mock_store_live_tokens(m->store)), "grants",
-    U(mock_store_live_families(m->store)), "store_bytes", U(mock_store_bytes(m->store)),
-    "tls", tls,
-    "connections", "accepted", U(c->conns_accepted), "open", U(open), "closed",
-    U(c->conns_closed), "requests_on_closed", U(c->conn_requests_closed),
-    "max_requests_per_connection", U(max), "requests_per_connection", "1", U(hist[0]),
-    "2-10", U(hist[1]), "11-100", U(hist[2]), "101-1000", U(hist[3]), ">1000",
-    U(hist[4]));
+    "token_requests", "authorization_code", U(c->grant_code), "refresh_token", U(c->grant_refresh),
+    "client_credentials", U(c->grant_cc), "password", U(c->grant_password), "other",
+    U(c->grant_other), "tokens_issued", "access", U(c->issued_access), "refresh",
+    U(c->issued_refresh), "codes", U(c->issued_codes), "refreshes", U(c->refreshes), "rotations",
+    U(c->rotations), "grace_reuses", U(c->grace_reuses), "replays_detected", U(c->replays),
+    "families_revoked", U(c->families_revoked), "revocations", U(c->revocations), "faults_injected",
+    U(c->faults), "errors", "invalid_request", U(c->err_invalid_request), "invalid_client",
+    U(c->err_invalid_client), "invalid_grant", U(c->err_invalid_grant), "unsupported_grant_type",
+    U(c->err_unsupported_grant), "invalid_scope", U(c->err_invalid_scope), "unauthorized_client",
+    U(c->err_unauthorized_client), "live", "tokens", U(mock_store_live_tokens(m->store)), "grants",
+    U(mock_store_live_families(m->store)), "store_bytes", U(mock_store_bytes(m->store)), "tls", tls,
+    "connections", "accepted", U(c->conns_accepted), "open", U(open), "closed", U(c->conns_closed),
+    "requests_on_closed", U(c->conn_requests_closed), "max_requests_per_connection", U(max),
+    "requests_per_connection", "1", U(hist[0]), "2-10", U(hist[1]), "11-100", U(hist[2]),
+    "101-1000", U(hist[3]), ">1000", U(hist[4]));
+  json_object_set_new(o, "prefixed", pfx);
+  json_object_set_new(o, "json_bodies", json_integer((json_int_t)c->json_bodies));
+  json_object_set_new(o, "revoke_query", json_integer((json_int_t)c->revoke_query));
+  return o;
 }
 
 json_t *mock_metadata_json(const mock_t *m, const char *base, bool oidc)
 {
   buf_t b = BUF_INIT;
   json_t *doc = json_pack(
-    "{ss ss ss ss ss s[s] s[ssss] s[ss] s[ss] s[ss] s[s] sb}",
-    "issuer", mock_issuer(m, base),
-    "authorization_endpoint", "", "token_endpoint", "", "revocation_endpoint", "", "introspection_endpoint", "",
-    "response_types_supported", "code",
-    "grant_types_supported", "authorization_code", "refresh_token", "client_credentials",
-    "password",
+    "{ss ss ss ss ss s[s] s[ssss] s[ss] s[ss] s[ss] s[s] sb}", "issuer", mock_issuer(m, base),
+    "authorization_endpoint", "", "token_endpoint", "", "revocation_endpoint", "",
+    "introspection_endpoint", "", "response_types_supported", "code", "grant_types_supported",
+    "authorization_code", "refresh_token", "client_credentials", "password",
     "token_endpoint_auth_methods_supported", "client_secret_basic", "client_secret_post",
-    "revocation_endpoint_auth_methods_supported", "client_secret_basic",
-    "client_secret_post",
-    "code_challenge_methods_supported", "S256", "plain",
-    "response_modes_supported", "query",
-    "authorization_response_iss_parameter_supported",
-    m->knobs.send_iss || m->knobs.issuer != NULL);
+    "revocation_endpoint_auth_methods_supported", "client_secret_basic", "client_secret_post",
+    "code_challenge_methods_supported", "S256", "plain", "response_modes_supported", "query",
+    "authorization_response_iss_parameter_supported", m->knobs.send_iss || m->knobs.issuer != NULL);
   static const char *const eps[][2] = {
     {"authorization_endpoint", "/authorize"},
     {"token_endpoint", "/token"},
@@ -404,10 +392,8 @@ json_t *mock_metadata_json(const mock_t *m, const char *base, bool oidc)
     buf_printf(&b, "%s/jwks", base);
     json_object_set_new(doc, "jwks_uri", json_string(buf_cstr(&b)));
     json_object_set_new(doc, "subject_types_supported", json_pack("[s]", "public"));
-    json_object_set_new(doc, "id_token_signing_alg_values_supported",
-                        json_pack("[s]", "RS256"));
-    json_object_set_new(doc, "scopes_supported",
-                        json_pack("[sss]", "openid", "profile", "email"));
+    json_object_set_new(doc, "id_token_signing_alg_values_supported", json_pack("[s]", "RS256"));
+    json_object_set_new(doc, "scopes_supported", json_pack("[sss]", "openid", "profile", "email"));
   }
   buf_free(&b);
   return doc;

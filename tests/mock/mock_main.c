@@ -47,31 +47,30 @@ typedef struct {
   tls_server_ctx_t *tls;
   uv_signal_t sigterm, sigint;
   uv_timer_t sweep;
-  delay_t *delays;     /* requests waiting for latency_ms */
-  http_req_t **hung;   /* requests the hang fault never answers */
+  delay_t *delays;   /* requests waiting for latency_ms */
+  http_req_t **hung; /* requests the hang fault never answers */
   size_t nhung, cap_hung;
   mock_resp_t resp;
-  buf_t base;          /* scratch: this request's base URL */
+  buf_t base;           /* scratch: this request's base URL */
   const char *base_url; /* --base-url */
   int stopping;
 } app_t;
 
 static void print_usage(FILE *f)
 {
-  fputs(
-    "usage: mock_provider (--cert CHAIN.pem --key KEY.pem | --plain) [options]\n"
-    "  --port-file F        write the bound port to F\n"
-    "  --port N             listen port (default 0 = ephemeral)\n"
-    "  --host ADDR          listen address (default 127.0.0.1)\n"
-    "  --client ID:SECRET   a client (repeatable; ID: = public client);\n"
-    "                       default test-client:test-secret\n"
-    "  --user NAME:PASS     a password-grant user (repeatable); default alice:wonderland\n"
-    "  --base-url URL       issuer/endpoint base (default: scheme://<Host header>)\n"
-    "  --config JSON        knobs as a JSON object (as POST /_mock/config)\n"
-    "  --KNOB VALUE         one knob, e.g. --reuse-grace-s 30 --fault 500\n"
-    "                       (VALUE is JSON when it parses, else a string)\n"
-    "  --verbose            log every request to stderr\n",
-    f);
+  fputs("usage: mock_provider (--cert CHAIN.pem --key KEY.pem | --plain) [options]\n"
+        "  --port-file F        write the bound port to F\n"
+        "  --port N             listen port (default 0 = ephemeral)\n"
+        "  --host ADDR          listen address (default 127.0.0.1)\n"
+        "  --client ID:SECRET   a client (repeatable; ID: = public client);\n"
+        "                       default test-client:test-secret\n"
+        "  --user NAME:PASS     a password-grant user (repeatable); default alice:wonderland\n"
+        "  --base-url URL       issuer/endpoint base (default: scheme://<Host header>)\n"
+        "  --config JSON        knobs as a JSON object (as POST /_mock/config)\n"
+        "  --KNOB VALUE         one knob, e.g. --reuse-grace-s 30 --fault 500\n"
+        "                       (VALUE is JSON when it parses, else a string)\n"
+        "  --verbose            log every request to stderr\n",
+        f);
 }
 
 /* ---- responses ----------------------------------------------------------- */
@@ -144,8 +143,9 @@ static void mock_config(app_t *a, const mock_req_t *q, mock_resp_t *r)
     json_t *doc = NULL;
     char err[160];
     if (json_parse(q->body, q->body_len, &doc) != 0) {
-      json_resp(r, 400, json_pack("{ss ss}", "error", "invalid_json", "message",
-                                  "the body must be a JSON object"));
+      json_resp(
+        r, 400,
+        json_pack("{ss ss}", "error", "invalid_json", "message", "the body must be a JSON object"));
       return;
     }
     int e = mock_knobs_apply(&a->m.knobs, doc, err, sizeof err);
@@ -176,6 +176,29 @@ static void not_allowed(mock_resp_t *r, const char *allow)
   buf_printf(&r->hdrs, "Allow: %s\r\n", allow);
 }
 
+/* "/s/acme/token" -> "/token", counted under "acme/token". */
+static const char *strip_prefix(mock_t *m, const char *path)
+{
+  if (strncmp(path, "/s/", 3) != 0)
+    return path;
+  const char *seg = path + 3, *sl = strchr(seg, '/');
+  if (sl == NULL || sl == seg)
+    return path;
+  char key[96];
+  snprintf(key, sizeof key, "%.*s%s", (int)(sl - seg), seg, sl);
+  mock_counters_t *c = &m->c;
+  for (size_t i = 0; i < c->n_prefixed; i++)
+    if (strcmp(c->prefixed[i].key, key) == 0) {
+      c->prefixed[i].n++;
+      return sl;
+    }
+  if (c->n_prefixed < sizeof c->prefixed / sizeof c->prefixed[0]) {
+    snprintf(c->prefixed[c->n_prefixed].key, sizeof c->prefixed[0].key, "%s", key);
+    c->prefixed[c->n_prefixed++].n = 1;
+  }
+  return sl;
+}
+
 static void dispatch(app_t *a, http_req_t *req)
 {
   mock_t *m = &a->m;
@@ -193,17 +216,33 @@ static void dispatch(app_t *a, http_req_t *req)
     .wall = clock_now_ms(),
   };
   q.body = http_req_body(req, &q.body_len);
+  path = strip_prefix(m, path);
 
   if (strcmp(path, "/token") == 0) {
-    if (post) mock_token(m, &q, r); else not_allowed(r, "POST");
+    if (post)
+      mock_token(m, &q, r);
+    else
+      not_allowed(r, "POST");
   } else if (strcmp(path, "/authorize") == 0) {
-    if (get) mock_authorize(m, &q, r); else not_allowed(r, "GET");
+    if (get)
+      mock_authorize(m, &q, r);
+    else
+      not_allowed(r, "GET");
   } else if (strcmp(path, "/revoke") == 0) {
-    if (post) mock_revoke(m, &q, r); else not_allowed(r, "POST");
+    if (post)
+      mock_revoke(m, &q, r);
+    else
+      not_allowed(r, "POST");
   } else if (strcmp(path, "/introspect") == 0) {
-    if (post) mock_introspect(m, &q, r); else not_allowed(r, "POST");
+    if (post)
+      mock_introspect(m, &q, r);
+    else
+      not_allowed(r, "POST");
   } else if (strcmp(path, "/resource") == 0) {
-    if (get || post) mock_resource(m, &q, r); else not_allowed(r, "GET, POST");
+    if (get || post)
+      mock_resource(m, &q, r);
+    else
+      not_allowed(r, "GET, POST");
   } else if (strcmp(path, "/.well-known/oauth-authorization-server") == 0 ||
              strcmp(path, "/.well-known/openid-configuration") == 0) {
     m->c.req_metadata++;
@@ -406,8 +445,7 @@ static int parse_args(app_t *a, opts_t *o, int argc, char **argv)
       json_t *doc = NULL;
       if (json_parse(val, strlen(val), &doc) != 0 ||
           mock_knobs_apply(&m->start_knobs, doc, err, sizeof err) != 0) {
-        fprintf(stderr, "mock_provider: --config: %s\n",
-                doc == NULL ? "not a JSON object" : err);
+        fprintf(stderr, "mock_provider: --config: %s\n", doc == NULL ? "not a JSON object" : err);
         json_decref(doc);
         return -1;
       }

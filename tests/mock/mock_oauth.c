@@ -30,8 +30,10 @@
 
 #include "base/b64.h"
 #include "base/err.h"
+#include "base/json.h"
 #include "base/mem.h"
 #include "mock.h"
+#include "oauth/jws.h"
 
 #define NO_STORE "Cache-Control: no-store\r\nPragma: no-cache\r\n"
 
@@ -71,12 +73,18 @@ typedef struct {
 
 static void count_error(mock_counters_t *c, const char *error)
 {
-  if (strcmp(error, "invalid_request") == 0) c->err_invalid_request++;
-  else if (strcmp(error, "invalid_client") == 0) c->err_invalid_client++;
-  else if (strcmp(error, "invalid_grant") == 0) c->err_invalid_grant++;
-  else if (strcmp(error, "unsupported_grant_type") == 0) c->err_unsupported_grant++;
-  else if (strcmp(error, "invalid_scope") == 0) c->err_invalid_scope++;
-  else if (strcmp(error, "unauthorized_client") == 0) c->err_unauthorized_client++;
+  if (strcmp(error, "invalid_request") == 0)
+    c->err_invalid_request++;
+  else if (strcmp(error, "invalid_client") == 0)
+    c->err_invalid_client++;
+  else if (strcmp(error, "invalid_grant") == 0)
+    c->err_invalid_grant++;
+  else if (strcmp(error, "unsupported_grant_type") == 0)
+    c->err_unsupported_grant++;
+  else if (strcmp(error, "invalid_scope") == 0)
+    c->err_invalid_scope++;
+  else if (strcmp(error, "unauthorized_client") == 0)
+    c->err_unauthorized_client++;
 }
 
 /* Answers an OAuth error (JSON, or a form body under the form_encoded
@@ -114,12 +122,45 @@ static int param(tctx_t *tc, const char *key, const char **val)
   return 0;
 }
 
+static bool is_json(const char *ctype)
+{
+  static const char j[] = "application/json";
+  return ctype != NULL && strncasecmp(ctype, j, sizeof j - 1) == 0 &&
+         (ctype[sizeof j - 1] == '\0' || ctype[sizeof j - 1] == ';' || ctype[sizeof j - 1] == ' ');
+}
+
+/* A JSON object of string members (a token request sent as JSON, as some
+ * providers document) read into a form; -1 for anything else. */
+static int json_form(const char *s, size_t n, form_t *out)
+{
+  json_t *o = json_loadb(s, n, JSON_REJECT_DUPLICATES, NULL);
+  const char *k;
+  json_t *v;
+  int rc = json_is_object(o) ? 0 : -1;
+  json_object_foreach(o, k, v)
+  {
+    if (!json_is_string(v)) {
+      rc = -1;
+      break;
+    }
+    if (out->n == out->cap) {
+      out->cap = out->cap ? out->cap * 2 : 8;
+      out->items = xrealloc(out->items, out->cap * sizeof *out->items);
+    }
+    out->items[out->n].key = xstrdup(k);
+    out->items[out->n++].val = xstrdup(json_string_value(v));
+  }
+  json_decref(o);
+  if (rc != 0)
+    form_free(out);
+  return rc;
+}
+
 bool mock_is_form(const char *ctype)
 {
   static const char f[] = "application/x-www-form-urlencoded";
   return ctype != NULL && strncasecmp(ctype, f, sizeof f - 1) == 0 &&
-         (ctype[sizeof f - 1] == '\0' || ctype[sizeof f - 1] == ';' ||
-          ctype[sizeof f - 1] == ' ');
+         (ctype[sizeof f - 1] == '\0' || ctype[sizeof f - 1] == ';' || ctype[sizeof f - 1] == ' ');
 }
 
 bool mock_scope_valid(const char *s)
@@ -178,15 +219,129 @@ static bool secret_eq(const char *a, const char *b)
   return d == 0;
 }
 
+/* The jti values of accepted client assertions (RFC 7523 section 3 point
+ * 7: an assertion is used once), the last JTI_SEEN of them. */
+#define JTI_SEEN 1024
+static char *jti_seen[JTI_SEEN];
+static size_t jti_next;
+
+static bool jti_fresh(const char *jti)
+{
+  for (size_t i = 0; i < JTI_SEEN; i++)
+    if (jti_seen[i] && strcmp(jti_seen[i], jti) == 0)
+      return false;
+  free(jti_seen[jti_next]);
+  jti_seen[jti_next] = xstrdup(jti);
+  jti_next = (jti_next + 1) % JTI_SEEN;
+  return true;
+}
+
+/* The base64url part [p, end) of a JWS, decoded and parsed as JSON. */
+static json_t *jws_part(const char *p, const char *end)
+{
+  buf_t b = BUF_INIT;
+  json_t *o = NULL;
+  if (b64url_decode(&b, p, (size_t)(end - p)) != 0 || json_parse(b.data, b.len, &o) != 0 ||
+      !json_is_object(o)) {
+    json_decref(o);
+    o = NULL;
+  }
+  buf_free(&b);
+  return o;
+}
+
+/* RFC 7523 sections 2.2 and 3 as an authorization server applies them:
+ * the assertion's type, its signature (the registered key, or the
+ * client's secret for HS256), iss = sub = a known client (= client_id
+ * when given), aud = this server's issuer or token endpoint, an exp in the
+ * future and not too far off, and a jti not seen before. */
+static uint32_t authenticate_jwt(tctx_t *tc, const char *pid, const char *jwt)
+{
+  const mock_knobs_t *k = &tc->m->knobs;
+  const char *type, *why = NULL;
+  if (param(tc, "client_assertion_type", &type) != 0)
+    return MOCK_NONE;
+  if (type == NULL || strcmp(type, "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") != 0) {
+    fail(tc, 400, "invalid_request", "client_assertion_type must be the RFC 7523 jwt-bearer URN");
+    return MOCK_NONE;
+  }
+  const char *d1 = strchr(jwt, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+  json_t *h = d1 ? jws_part(jwt, d1) : NULL;
+  json_t *c = d2 ? jws_part(d1 + 1, d2) : NULL;
+  jws_alg_t alg = JWS_ALG_NONE;
+  jws_key_t *key = NULL;
+  uint32_t client = MOCK_NONE;
+  const char *iss = c ? json_get_str(c, "iss") : NULL;
+  if (h == NULL || c == NULL || jws_alg_parse(json_get_str(h, "alg"), &alg) != 0) {
+    why = "malformed client_assertion";
+  } else if (iss == NULL || (client = mock_find_client(tc->m, iss)) == MOCK_NONE) {
+    why = "client_assertion iss is not a known client";
+  } else if (alg == JWS_HS256) {
+    const char *sec = tc->m->clients[client].secret;
+    if (k->client_auth == MOCK_AUTH_PRIVATE_KEY_JWT)
+      why = "client_secret_jwt is not allowed";
+    else if (jws_key_from_secret(sec, strlen(sec), &key, NULL) != 0)
+      why = "the client has no secret";
+  } else if (k->client_auth == MOCK_AUTH_SECRET_JWT) {
+    why = "private_key_jwt is not allowed";
+  } else if (k->client_assertion_key == NULL ||
+             jws_key_parse(k->client_assertion_key, strlen(k->client_assertion_key), &key, NULL) !=
+               0) {
+    why = "no key is registered for private_key_jwt";
+  }
+  if (why == NULL && jws_verify_compact(key, alg, jwt, strlen(jwt), NULL) != 0)
+    why = "client_assertion signature does not verify";
+  if (why == NULL) {
+    const char *sub = json_get_str(c, "sub"), *aud = json_get_str(c, "aud");
+    const char *jti = json_get_str(c, "jti");
+    int64_t exp = 0, now = tc->q->wall / 1000;
+    buf_t tok = BUF_INIT;
+    buf_printf(&tok, "%s/token", tc->q->base);
+    if (sub == NULL || strcmp(sub, iss) != 0)
+      why = "client_assertion sub must equal iss";
+    else if (pid != NULL && strcmp(pid, iss) != 0)
+      why = "client_id differs from the client_assertion iss";
+    else if (aud == NULL || (strcmp(aud, buf_cstr(&tok)) != 0 &&
+                             strcmp(aud, mock_issuer(tc->m, tc->q->base)) != 0))
+      why = "client_assertion aud is not this server";
+    else if (json_get_int(c, "exp", &exp) != 0 || exp <= now || exp > now + 600)
+      why = "client_assertion exp is missing, past or too far ahead";
+    else if (jti == NULL || *jti == '\0')
+      why = "client_assertion has no jti";
+    else if (!jti_fresh(jti))
+      why = "client_assertion jti was used before";
+    buf_free(&tok);
+  }
+  json_decref(h);
+  json_decref(c);
+  jws_key_free(key);
+  if (why != NULL) {
+    fail(tc, 401, "invalid_client", why);
+    return MOCK_NONE;
+  }
+  return client;
+}
+
 /* Authenticates the client (RFC 6749 section 2.3). Returns its index, or
  * MOCK_NONE after answering the error. */
 static uint32_t authenticate(tctx_t *tc)
 {
   const mock_knobs_t *k = &tc->m->knobs;
-  const char *authz = tc->q->authz, *pid, *psec;
+  const char *authz = tc->q->authz, *pid, *psec, *pas;
   bool basic = authz != NULL && strncasecmp(authz, "Basic ", 6) == 0;
-  if (param(tc, "client_id", &pid) != 0 || param(tc, "client_secret", &psec) != 0)
+  if (param(tc, "client_id", &pid) != 0 || param(tc, "client_secret", &psec) != 0 ||
+      param(tc, "client_assertion", &pas) != 0)
     return MOCK_NONE;
+  if (pas != NULL && (basic || psec != NULL)) {
+    fail(tc, 400, "invalid_request", "more than one client authentication method");
+    return MOCK_NONE;
+  }
+  if (pas != NULL)
+    return authenticate_jwt(tc, pid, pas);
+  if (k->client_auth == MOCK_AUTH_PRIVATE_KEY_JWT || k->client_auth == MOCK_AUTH_SECRET_JWT) {
+    fail(tc, 401, "invalid_client", "a client_assertion is required");
+    return MOCK_NONE;
+  }
   if (basic && psec != NULL) {
     fail(tc, 400, "invalid_request", "more than one client authentication method");
     return MOCK_NONE;
@@ -273,7 +428,8 @@ static void success(tctx_t *tc, const char *at, const char *rt, const char *scop
       form_add(&r->body, "scope", scope);
     const char *key;
     json_t *v;
-    json_object_foreach(k->extra, key, v) {
+    json_object_foreach(k->extra, key, v)
+    {
       if (json_is_string(v)) {
         form_add(&r->body, key, json_string_value(v));
       } else {
@@ -287,7 +443,8 @@ static void success(tctx_t *tc, const char *at, const char *rt, const char *scop
   r->ctype = "application/json";
   buf_printf(&r->body, "{\"access_token\":\"%s\",\"token_type\":\"%s\"", at, k->token_type);
   if (exp)
-    buf_printf(&r->body, k->expires_in_as_string ? ",\"expires_in\":\"%lld\"" : ",\"expires_in\":%lld",
+    buf_printf(&r->body,
+               k->expires_in_as_string ? ",\"expires_in\":\"%lld\"" : ",\"expires_in\":%lld",
                (long long)k->expires_in);
   if (rt != NULL)
     buf_printf(&r->body, ",\"refresh_token\":\"%s\"", rt);
@@ -322,8 +479,9 @@ static void issue(tctx_t *tc, uint32_t f, bool new_refresh, const char *rt, cons
 static bool pkce_ok(const mock_code_t *code, const char *verifier)
 {
   size_t n = strlen(verifier);
-  if (n < 43 || n > 128 || strspn(verifier, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                            "0123456789-._~") != n)
+  if (n < 43 || n > 128 ||
+      strspn(verifier, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                       "0123456789-._~") != n)
     return false;
   if (!code->method_s256)
     return strcmp(verifier, code->challenge) == 0;
@@ -487,8 +645,7 @@ static void grant_new(tctx_t *tc, uint32_t client, bool password)
 
 static bool is_format_fault(mock_fault_t f)
 {
-  return f == MOCK_FAULT_FORM_ENCODED || f == MOCK_FAULT_CHUNKED ||
-         f == MOCK_FAULT_EXPIRES_MISSING;
+  return f == MOCK_FAULT_FORM_ENCODED || f == MOCK_FAULT_CHUNKED || f == MOCK_FAULT_EXPIRES_MISSING;
 }
 
 /* Replaces the answer by the fault's. A close_mid_response after a
@@ -504,9 +661,7 @@ static void render_fault(tctx_t *tc, mock_fault_t f, bool processed)
   }
   mock_resp_reset(r);
   switch (f) {
-  case MOCK_FAULT_INVALID_GRANT:
-    mock_oauth_error(r, 400, "invalid_grant", "injected fault");
-    break;
+  case MOCK_FAULT_INVALID_GRANT: mock_oauth_error(r, 400, "invalid_grant", "injected fault"); break;
   case MOCK_FAULT_INVALID_CLIENT:
     mock_oauth_error(r, 401, "invalid_client", "injected fault");
     buf_puts(&r->hdrs, "WWW-Authenticate: Basic realm=\"mock\"\r\n");
@@ -520,9 +675,7 @@ static void render_fault(tctx_t *tc, mock_fault_t f, bool processed)
     r->ctype = "text/html";
     buf_puts(&r->body, "<html><body><h1>500 Internal Server Error</h1></body></html>\n");
     break;
-  case MOCK_FAULT_HANG:
-    r->raw = MOCK_RAW_HANG;
-    break;
+  case MOCK_FAULT_HANG: r->raw = MOCK_RAW_HANG; break;
   case MOCK_FAULT_CLOSE_MID:
     r->ctype = "application/json";
     buf_puts(&r->body, "{\"access_token\":\"close-mid-response-fault-token-0000000000\","
@@ -533,17 +686,12 @@ static void render_fault(tctx_t *tc, mock_fault_t f, bool processed)
     r->ctype = "application/json";
     buf_puts(&r->body, "{\"access_token\":\"malformed\",\"token_type\":\"Bearer\",\"expires_in\":");
     break;
-  case MOCK_FAULT_EMPTY_400:
-    r->status = 400;
-    break;
-  case MOCK_FAULT_EMPTY_403:
-    r->status = 403;
-    break;
+  case MOCK_FAULT_EMPTY_400: r->status = 400; break;
+  case MOCK_FAULT_EMPTY_403: r->status = 403; break;
   case MOCK_FAULT_ERROR_200:
     mock_oauth_error(r, 200, k->fault_error, "injected error with HTTP 200");
     break;
-  default:
-    break;
+  default: break;
   }
 }
 
@@ -556,12 +704,16 @@ static void render_fault(tctx_t *tc, mock_fault_t f, bool processed)
  * after the grant (fault_after_grant), or NONE. */
 static int begin(tctx_t *tc, int endpoint, mock_fault_t *fault)
 {
-  bool form_ok = mock_is_form(tc->q->ctype) &&
-                 form_parse(tc->q->body, tc->q->body_len, &tc->form) == 0;
+  bool json = is_json(tc->q->ctype);
+  bool form_ok =
+    json ? json_form(tc->q->body, tc->q->body_len, &tc->form) == 0
+         : mock_is_form(tc->q->ctype) && form_parse(tc->q->body, tc->q->body_len, &tc->form) == 0;
+  if (json)
+    tc->m->c.json_bodies++;
   if (endpoint == MOCK_FAULT_ON_TOKEN) {
     const char *gt = form_ok ? form_get(&tc->form, "grant_type") : NULL;
     mock_counters_t *c = &tc->m->c;
-    uint64_t *n = gt == NULL                                 ? &c->grant_other
+    uint64_t *n = gt == NULL                              ? &c->grant_other
                   : strcmp(gt, "authorization_code") == 0 ? &c->grant_code
                   : strcmp(gt, "refresh_token") == 0      ? &c->grant_refresh
                   : strcmp(gt, "client_credentials") == 0 ? &c->grant_cc
@@ -580,8 +732,9 @@ static int begin(tctx_t *tc, int endpoint, mock_fault_t *fault)
     }
     *fault = f;
   }
-  if (!mock_is_form(tc->q->ctype)) {
-    fail(tc, 400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded");
+  if (!mock_is_form(tc->q->ctype) && !json) {
+    fail(tc, 400, "invalid_request",
+         "Content-Type must be application/x-www-form-urlencoded (or application/json)");
     return -1;
   }
   if (!form_ok) {
@@ -610,9 +763,9 @@ void mock_token(mock_t *m, const mock_req_t *q, mock_resp_t *r)
   const char *gt;
   if (param(&tc, "grant_type", &gt) != 0)
     goto done;
-  int g = gt == NULL ? -1
+  int g = gt == NULL                              ? -1
           : strcmp(gt, "authorization_code") == 0 ? 0
-          : strcmp(gt, "refresh_token") == 0     ? 1
+          : strcmp(gt, "refresh_token") == 0      ? 1
           : strcmp(gt, "client_credentials") == 0 ? 2
           : strcmp(gt, "password") == 0           ? 3
                                                   : 4;
@@ -637,6 +790,25 @@ done:
   end(&tc, after);
 }
 
+/* Revocation parameters in the query string (Zoho and ServiceNow document
+ * only that) join the body's; counted. */
+static void revoke_query_join(tctx_t *tc)
+{
+  form_t qf = FORM_INIT;
+  if (tc->q->query == NULL || form_parse(tc->q->query, strlen(tc->q->query), &qf) != 0 ||
+      qf.n == 0) {
+    form_free(&qf);
+    return;
+  }
+  tc->m->c.revoke_query++;
+  form_t *f = &tc->form;
+  f->items = xrealloc(f->items, (f->n + qf.n) * sizeof *f->items);
+  f->cap = f->n + qf.n;
+  for (size_t i = 0; i < qf.n; i++)
+    f->items[f->n++] = qf.items[i];
+  free(qf.items);
+}
+
 void mock_revoke(mock_t *m, const mock_req_t *q, mock_resp_t *r)
 {
   tctx_t tc = {m, q, r, FORM_INIT, MOCK_FAULT_NONE};
@@ -645,6 +817,7 @@ void mock_revoke(mock_t *m, const mock_req_t *q, mock_resp_t *r)
   m->c.req_revoke++;
   if (begin(&tc, MOCK_FAULT_ON_REVOKE, &after) != 0)
     goto done;
+  revoke_query_join(&tc);
   if (tc.fmt == MOCK_FAULT_FORM_ENCODED || tc.fmt == MOCK_FAULT_EXPIRES_MISSING)
     tc.fmt = MOCK_FAULT_NONE; /* only token responses have those shapes */
   uint32_t client = authenticate(&tc);

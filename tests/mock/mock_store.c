@@ -26,21 +26,20 @@ struct mock_store_s {
   uint32_t ntoks, cap_toks; /* slots ever used / allocated */
   uint32_t tok_free;        /* free slot list */
   size_t live_toks;
-  uint32_t *buckets;        /* chain heads; MOCK_NONE = empty */
-  uint32_t mask;            /* nbuckets - 1 */
+  uint32_t *buckets; /* chain heads; MOCK_NONE = empty */
+  uint32_t mask;     /* nbuckets - 1 */
   mock_fam_t *fams;
   uint32_t nfams, cap_fams;
   uint32_t fam_free;
   size_t live_fams;
-  char **scopes;            /* interned scope strings (open addressing) */
+  char **scopes; /* interned scope strings (open addressing) */
   size_t nscopes, cap_scopes;
   uint32_t sweep_cursor;
   size_t pool_pos;
   uint8_t pool[4096];
 };
 
-static const char b64u[] =
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static void encode(const uint8_t raw[MOCK_TOKEN_RAW], char out[MOCK_TOKEN_LEN + 1])
 {
@@ -57,11 +56,16 @@ static void encode(const uint8_t raw[MOCK_TOKEN_RAW], char out[MOCK_TOKEN_LEN + 
 
 static int dec1(unsigned char c)
 {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '-')
+    return 62;
+  if (c == '_')
+    return 63;
   return -1;
 }
 
@@ -187,8 +191,7 @@ static const char *intern(mock_store_t *st, const char *s)
 
 /* ---- families ------------------------------------------------------------ */
 
-uint32_t mock_store_family_new(mock_store_t *st, uint32_t client, uint32_t user,
-                               const char *scope)
+uint32_t mock_store_family_new(mock_store_t *st, uint32_t client, uint32_t user, const char *scope)
 {
   uint32_t f;
   if (st->fam_free != MOCK_NONE) {
@@ -261,8 +264,7 @@ mock_tok_t *mock_store_tok(mock_store_t *st, uint32_t idx)
   return &st->toks[idx];
 }
 
-void mock_store_token_text(const mock_store_t *st, uint32_t idx,
-                           char out[MOCK_TOKEN_LEN + 1])
+void mock_store_token_text(const mock_store_t *st, uint32_t idx, char out[MOCK_TOKEN_LEN + 1])
 {
   encode(st->toks[idx].raw, out);
 }
@@ -334,8 +336,8 @@ static void trim(mock_store_t *st, uint32_t f, uint8_t kind, uint8_t state, unsi
   }
 }
 
-uint32_t mock_store_token_new(mock_store_t *st, uint32_t f, mock_tok_kind_t kind,
-                              int64_t t, char out[MOCK_TOKEN_LEN + 1])
+uint32_t mock_store_token_new(mock_store_t *st, uint32_t f, mock_tok_kind_t kind, int64_t t,
+                              char out[MOCK_TOKEN_LEN + 1])
 {
   uint8_t raw[MOCK_TOKEN_RAW];
   do {
@@ -423,7 +425,6 @@ size_t mock_store_live_families(const mock_store_t *st)
 
 size_t mock_store_bytes(const mock_store_t *st)
 {
-  return (size_t)st->cap_toks * sizeof(mock_tok_t) +
-         ((size_t)st->mask + 1) * sizeof(uint32_t) +
+  return (size_t)st->cap_toks * sizeof(mock_tok_t) + ((size_t)st->mask + 1) * sizeof(uint32_t) +
          (size_t)st->cap_fams * sizeof(mock_fam_t);
 }

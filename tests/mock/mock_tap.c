@@ -41,8 +41,8 @@ typedef struct wreq_s {
   int kill;    /* report failure once written (close_mid_response) */
 } wreq_t;
 
-static wreq_t *wfree;       /* recycled write requests */
-static void *g_tls;         /* tls_server_ctx_t *, NULL = plain */
+static wreq_t *wfree; /* recycled write requests */
+static void *g_tls;   /* tls_server_ctx_t *, NULL = plain */
 
 void mock_tap_set_tls(void *tls_server_ctx)
 {
@@ -60,11 +60,16 @@ void mock_tap_cleanup(void)
 
 int mock_conn_bucket(uint64_t n)
 {
-  if (n == 0) return -1;
-  if (n == 1) return 0;
-  if (n <= 10) return 1;
-  if (n <= 100) return 2;
-  if (n <= 1000) return 3;
+  if (n == 0)
+    return -1;
+  if (n == 1)
+    return 0;
+  if (n <= 10)
+    return 1;
+  if (n <= 100)
+    return 2;
+  if (n <= 1000)
+    return 3;
   return 4;
 }
 
@@ -214,8 +219,7 @@ static void tap_written(stream_t *inner, int status, void *arg)
   cb(&t->s, status, cb_arg);
 }
 
-static int tap_write(stream_t *s, const uv_buf_t *bufs, unsigned n, stream_write_cb cb,
-                     void *arg)
+static int tap_write(stream_t *s, const uv_buf_t *bufs, unsigned n, stream_write_cb cb, void *arg)
 {
   mock_tap_t *t = (mock_tap_t *)s;
   if (s->error != 0)

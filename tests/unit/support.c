@@ -27,7 +27,9 @@ const char *test_mkdtemp(void)
 
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
-  (void)st; (void)flag; (void)f;
+  (void)st;
+  (void)flag;
+  (void)f;
   return remove(p);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/api_json.h"
+#include "base/clock.h"
 
 static json_t *parse(const char *s)
 {
@@ -48,11 +49,33 @@ static void test_provider_ok(void **state)
   assert_false(p.pkce);
   assert_string_equal(kvlist_get(&p.token_params, "audience"), "x");
   assert_int_equal(p.default_expires_in, 3600);
+  assert_null(p.refresh_url);
   json_t *out = api_provider_to_json(&p);
+  assert_true(json_is_null(json_object_get(out, "refresh_url")));
   char *txt = json_dumps(out, 0);
   assert_null(strstr(txt, "s3cr3t"));
   assert_true(json_is_true(json_object_get(out, "has_client_secret")));
   free(txt);
+  json_decref(out);
+  provider_free(&p);
+  json_decref(j);
+}
+
+/* refresh_url is read as a URL and rendered back. */
+static void test_provider_refresh_url(void **state)
+{
+  (void)state;
+  json_t *j = parse("{\"token_url\":\"https://p.example/v1/oauth/token\","
+                    "\"refresh_url\":\"https://p.example/v1/oauth/refresh\"}");
+  provider_t p;
+  api_err_t e;
+  assert_int_equal(api_provider_from_json(j, "acme", &p, &e), 0);
+  assert_string_equal(p.refresh_url, "https://p.example/v1/oauth/refresh");
+  json_t *out = api_provider_to_json(&p);
+  assert_string_equal(json_string_value(json_object_get(out, "refresh_url")),
+                      "https://p.example/v1/oauth/refresh");
+  assert_string_equal(json_string_value(json_object_get(out, "token_url")),
+                      "https://p.example/v1/oauth/token");
   json_decref(out);
   provider_free(&p);
   json_decref(j);
@@ -66,15 +89,34 @@ static void test_provider_errors(void **state)
   expect_provider_err("{\"token_url\":5}", 422, "invalid_field", "token_url");
   expect_provider_err("{\"token_url\":\"ftp://x/t\"}", 422, "invalid_field", "token_url");
   expect_provider_err("{\"token_url\":\"http://x/t\"}", 422, "insecure_url", NULL);
-  expect_provider_err("{\"token_url\":\"https://x/t\",\"client_auth\":\"jwt\"}", 422, "invalid_field",
-                      "client_auth");
+  /* Malformed URLs are refused here, before discovery or any request. */
+  expect_provider_err("{\"issuer\":\"https://\"}", 422, "invalid_field", "issuer");
+  expect_provider_err("{\"issuer\":\"https://:443/x\"}", 422, "invalid_field", "issuer");
+  expect_provider_err("{\"issuer\":\"https://a.example:99999\"}", 422, "invalid_field", "issuer");
+  expect_provider_err("{\"issuer\":\"https://user@a.example\"}", 422, "invalid_field", "issuer");
+  expect_provider_err("{\"issuer\":\"https://a.example/t?x=1\"}", 422, "invalid_field", "issuer");
+  expect_provider_err("{\"token_url\":\"https://\"}", 422, "invalid_field", "token_url");
+  expect_provider_err("{\"token_url\":\"https://a.example/t\",\"revoke_url\":\"https:///r\"}", 422,
+                      "invalid_field", "revoke_url");
+  expect_provider_err("{\"token_url\":\"https://a.example/t\",\"refresh_url\":\"https:///r\"}", 422,
+                      "invalid_field", "refresh_url");
+  expect_provider_err("{\"token_url\":\"https://a.example/t\",\"refresh_url\":\"http://a/r\"}", 422,
+                      "insecure_url", NULL);
+  expect_provider_err("{\"token_url\":\"https://a.example/t\",\"refresh_url\":7}", 422,
+                      "invalid_field", "refresh_url");
+  expect_provider_err("{\"token_url\":\"https://a.example/t\",\"revoke_query\":\"yes\"}", 422,
+                      "invalid_field", "revoke_query");
+  expect_provider_err("{\"token_url\":\"https://x/t\",\"client_auth\":\"jwt\"}", 422,
+                      "invalid_field", "client_auth");
   expect_provider_err("{\"token_url\":\"https://x/t\",\"scopes\":\"a b\"}", 422, "invalid_field",
                       "scopes");
-  expect_provider_err("{\"token_url\":\"https://x/t\",\"rate_limit_count\":3}", 422, "invalid_field",
-                      "rate_limit_count");
-  expect_provider_err("{\"token_url\":\"https://x/t\",\"refresh_lead_min\":100,\"refresh_lead_max\":10}",
-                      422, "invalid_field", "refresh_lead_min");
-  expect_provider_err("{\"token_url\":\"https://x/t\",\"pkce\":\"yes\"}", 422, "invalid_field", "pkce");
+  expect_provider_err("{\"token_url\":\"https://x/t\",\"rate_limit_count\":3}", 422,
+                      "invalid_field", "rate_limit_count");
+  expect_provider_err(
+    "{\"token_url\":\"https://x/t\",\"refresh_lead_min\":100,\"refresh_lead_max\":10}", 422,
+    "invalid_field", "refresh_lead_min");
+  expect_provider_err("{\"token_url\":\"https://x/t\",\"pkce\":\"yes\"}", 422, "invalid_field",
+                      "pkce");
   expect_provider_err("{\"token_url\":\"\"}", 422, "invalid_field", "token_url");
   expect_provider_err("[1,2]", 400, "invalid_json", NULL);
   /* http:// is accepted when the provider opts in for local testing. */
@@ -136,7 +178,8 @@ static void test_conn_errors(void **state)
   char b[512];
   snprintf(b, sizeof b, "{%s,\"grant\":\"authorization_code\",\"x\":1}", base);
   expect_conn_err(b, "c1", 422, "unknown_field", "'x'");
-  expect_conn_err("{\"provider\":\"acme\",\"grant\":\"password\"}", "c1", 422, "missing_field", "tenant");
+  expect_conn_err("{\"provider\":\"acme\",\"grant\":\"password\"}", "c1", 422, "missing_field",
+                  "tenant");
   snprintf(b, sizeof b, "{%s,\"grant\":\"magic\"}", base);
   expect_conn_err(b, "c1", 422, "invalid_field", "grant");
   snprintf(b, sizeof b, "{%s,\"grant\":\"refresh_token\"}", base);
@@ -147,9 +190,14 @@ static void test_conn_errors(void **state)
   expect_conn_err(b, "c1", 422, "invalid_field", "refresh_token");
   snprintf(b, sizeof b, "{%s,\"grant\":\"client_credentials\",\"username\":\"u\"}", base);
   expect_conn_err(b, "c1", 422, "invalid_field", "username");
-  snprintf(b, sizeof b, "{%s,\"grant\":\"refresh_token\",\"refresh_token\":\"r\",\"expires_at\":\"soon\"}", base);
+  snprintf(b, sizeof b,
+           "{%s,\"grant\":\"refresh_token\",\"refresh_token\":\"r\",\"expires_at\":\"soon\"}",
+           base);
   expect_conn_err(b, "c1", 422, "invalid_field", "expires_at");
-  snprintf(b, sizeof b, "{%s,\"grant\":\"refresh_token\",\"refresh_token\":\"r\",\"expires_in\":5,\"expires_at\":5}", base);
+  snprintf(
+    b, sizeof b,
+    "{%s,\"grant\":\"refresh_token\",\"refresh_token\":\"r\",\"expires_in\":5,\"expires_at\":5}",
+    base);
   expect_conn_err(b, "c1", 422, "invalid_field", "expires_in");
   snprintf(b, sizeof b, "{%s,\"grant\":\"authorization_code\",\"metadata\":[1]}", base);
   expect_conn_err(b, "c1", 422, "invalid_field", "metadata");
@@ -160,6 +208,137 @@ static void test_conn_errors(void **state)
   /* Import lines carry the id in the body. */
   snprintf(b, sizeof b, "{%s,\"grant\":\"authorization_code\"}", base);
   expect_conn_err(b, NULL, 422, "missing_field", "id");
+}
+
+/* Views never carry a credential from extra, at any depth; the token
+ * answer carries extra whole. Shapes: Slack's documented oauth.v2.access
+ * answer (the bot token consumed at the top, the user's in authed_user,
+ * with token rotation), camelCase keys, arrays of objects. */
+static void test_conn_view_redacts_extra(void **state)
+{
+  (void)state;
+  static const char *const secrets[] = {
+    "xoxp-1234-user-AT", "xoxe-1-user-RT", "IDT-x.y.z", "arr-AT-1",   "arr-AT-2",
+    "camel-AT",          "deep-secret",    "pw-123",    "assert-jwt", "cv-verifier",
+    "bot-tok",           "cred-val",       "key-123",
+  };
+  json_t *j = parse(
+    "{\"tenant\":\"t\",\"provider\":\"slack\",\"grant\":\"refresh_token\",\"refresh_token\":\"r\","
+    "\"extra\":{\"ok\":true,\"bot_user_id\":\"U0KRQLJ9H\",\"app_id\":\"A0KRD7HC3\","
+    "\"team\":{\"name\":\"Slack Softball Team\",\"id\":\"T9TK3CUKW\"},"
+    "\"enterprise\":{\"name\":\"slack-sports\",\"id\":\"E12345678\"},"
+    "\"authed_user\":{\"id\":\"U1234\",\"scope\":\"chat:write\",\"access_token\":\"xoxp-1234-user-"
+    "AT\","
+    "\"token_type\":\"user\",\"refresh_token\":\"xoxe-1-user-RT\",\"expires_in\":43200},"
+    "\"id_token\":\"IDT-x.y.z\","
+    "\"accounts\":[{\"name\":\"a\",\"access_token\":\"arr-AT-1\"},[{\"AccessToken\":\"arr-AT-2\"}],"
+    "7],"
+    "\"profile\":{\"accessToken\":\"camel-AT\",\"nested\":{\"deeper\":{\"client_secret\":\"deep-"
+    "secret\","
+    "\"Password\":\"pw-123\",\"client_assertion\":\"assert-jwt\",\"code_verifier\":\"cv-verifier\"}"
+    "}},"
+    "\"bot\":{\"bot_token\":\"bot-tok\",\"has_token\":true,\"old_token\":null,\"credentials\":{"
+    "\"v\":\"cred-val\"},"
+    "\"api_key\":\"key-123\"}}}");
+  conn_t c;
+  api_err_t e;
+  assert_int_equal(api_conn_from_json(j, "c-slack", &c, &e), 0);
+  json_t *view = api_conn_to_json(&c);
+  char *txt = json_dumps(view, JSON_COMPACT | JSON_SORT_KEYS);
+  for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+    if (strstr(txt, secrets[i]) != NULL)
+      fail_msg("the connection view shows credential #%zu", i);
+  json_t *x = json_object_get(view, "extra");
+  /* What is not a credential stays, at every depth. */
+  assert_true(json_is_true(json_object_get(x, "ok")));
+  assert_string_equal(json_string_value(json_object_get(x, "bot_user_id")), "U0KRQLJ9H");
+  json_t *au = json_object_get(x, "authed_user");
+  assert_string_equal(json_string_value(json_object_get(au, "id")), "U1234");
+  assert_string_equal(json_string_value(json_object_get(au, "scope")), "chat:write");
+  assert_string_equal(json_string_value(json_object_get(au, "token_type")), "user");
+  assert_int_equal(json_integer_value(json_object_get(au, "expires_in")), 43200);
+  assert_null(json_object_get(au, "access_token"));
+  assert_null(json_object_get(au, "refresh_token"));
+  assert_string_equal(json_string_value(json_object_get(json_object_get(x, "team"), "name")),
+                      "Slack Softball Team");
+  json_t *acc = json_object_get(x, "accounts");
+  assert_int_equal(json_array_size(acc), 3);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(acc, 0), "name")), "a");
+  assert_int_equal(json_object_size(json_array_get(json_array_get(acc, 1), 0)), 0);
+  assert_int_equal(json_integer_value(json_array_get(acc, 2)), 7);
+  assert_non_null(
+    json_object_get(json_object_get(json_object_get(x, "profile"), "nested"), "deeper"));
+  json_t *bot = json_object_get(x, "bot");
+  assert_true(json_is_true(json_object_get(bot, "has_token")));
+  assert_true(json_is_null(json_object_get(bot, "old_token")));
+  assert_int_equal(json_object_size(bot), 2);
+  free(txt);
+  json_decref(view);
+  /* The token answer keeps extra as stored, credentials included. */
+  json_t *tok = api_token_to_json(&c);
+  txt = json_dumps(tok, JSON_COMPACT);
+  for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+    if (strstr(txt, secrets[i]) == NULL)
+      fail_msg("the token answer lost extra member #%zu", i);
+  free(txt);
+  json_decref(tok);
+  buf_t b = BUF_INIT;
+  api_token_render(&c, &b);
+  buf_putc(&b, '\0');
+  for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+    if (strstr(b.data, secrets[i]) == NULL)
+      fail_msg("the rendered token answer lost extra member #%zu", i);
+  buf_free(&b);
+  conn_free(&c);
+  json_decref(j);
+}
+
+/* expires_in on import takes the spellings a token endpoint may send
+ * (number, numeric string, null; huge values clamped to 10 years) and
+ * refuses anything else with a 422 naming the field. */
+static void test_conn_import_expires_in(void **state)
+{
+  (void)state;
+  static const struct {
+    const char *v;
+    int64_t secs; /* expected lifetime; -1 = no expires_at */
+  } ok[] = {
+    {"3600", 3600},
+    {"\"3600\"", 3600},
+    {"\" 60 \"", 60},
+    {"3599.9", 3599},
+    {"null", -1},
+    {"0", -1},
+    {"2147483648", 315360000},
+    {"\"99999999999999\"", 315360000},
+  };
+  static const char *const bad[] = {
+    "false", "true", "{}", "[]", "\"zzz\"", "\"\"", "\"1h\"", "-5", "\"-5\"",
+  };
+  const char *base = "\"tenant\":\"t\",\"provider\":\"acme\",\"grant\":\"refresh_token\","
+                     "\"refresh_token\":\"r\"";
+  char b[512];
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    snprintf(b, sizeof b, "{%s,\"expires_in\":%s}", base, ok[i].v);
+    json_t *j = parse(b);
+    conn_t c;
+    api_err_t e;
+    int64_t t0 = clock_now_ms();
+    if (api_conn_from_json(j, "c1", &c, &e) != 0)
+      fail_msg("expires_in %s refused: %s", ok[i].v, e.message);
+    int64_t t1 = clock_now_ms();
+    if (ok[i].secs < 0) {
+      assert_int_equal(c.expires_at, 0);
+    } else {
+      assert_in_range(c.expires_at, t0 + ok[i].secs * 1000, t1 + ok[i].secs * 1000);
+    }
+    conn_free(&c);
+    json_decref(j);
+  }
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(b, sizeof b, "{%s,\"expires_in\":%s}", base, bad[i]);
+    expect_conn_err(b, "c1", 422, "invalid_field", "'expires_in'");
+  }
 }
 
 static void test_valid_id(void **state)
@@ -178,6 +357,40 @@ static void test_valid_id(void **state)
   assert_false(api_valid_id(longid));
   longid[128] = '\0';
   assert_true(api_valid_id(longid));
+  /* Clients resolve dot segments away: such ids could not be reached. */
+  assert_false(api_valid_id("."));
+  assert_false(api_valid_id(".."));
+  assert_true(api_valid_id("..."));
+  assert_true(api_valid_id(".a"));
+  assert_true(api_valid_id("a.."));
+}
+
+/* A message cut to fit its buffer must not end inside a UTF-8 sequence:
+ * it goes into the JSON error envelope, which needs valid UTF-8. (Found
+ * by fuzz_api_json: an unknown field of 237 'a' and then "é"s.) */
+static void test_error_message_utf8(void **state)
+{
+  (void)state;
+  for (int pad = 230; pad < 250; pad++) {
+    char body[600];
+    int n = snprintf(body, sizeof body, "{\"%.*s", pad,
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    snprintf(body + n, sizeof body - (size_t)n,
+             "\xc3\xa9\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xc3\xa9\":1}");
+    json_t *j = parse(body);
+    provider_t p;
+    api_err_t e;
+    assert_int_equal(api_provider_from_json(j, "acme", &p, &e), -1);
+    assert_string_equal(e.code, "unknown_field");
+    json_t *m = json_string(e.message);
+    if (m == NULL)
+      fail_msg("pad %d: message is not valid UTF-8: %s", pad, e.message);
+    json_decref(m);
+    json_decref(j);
+  }
 }
 
 int main(void)
@@ -185,9 +398,13 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_provider_ok),
     cmocka_unit_test(test_provider_errors),
+    cmocka_unit_test(test_provider_refresh_url),
     cmocka_unit_test(test_conn_import_ok),
     cmocka_unit_test(test_conn_errors),
+    cmocka_unit_test(test_conn_import_expires_in),
+    cmocka_unit_test(test_conn_view_redacts_extra),
     cmocka_unit_test(test_valid_id),
+    cmocka_unit_test(test_error_message_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,8 +40,7 @@ static void test_rfc4648_vectors(void **state)
     assert_int_equal(b.len, n);
     assert_memory_equal(buf_cstr(&b), vectors[i].plain, n);
     buf_reset(&b);
-    assert_int_equal(
-      b64url_decode(&b, vectors[i].b64url, strlen(vectors[i].b64url)), 0);
+    assert_int_equal(b64url_decode(&b, vectors[i].b64url, strlen(vectors[i].b64url)), 0);
     assert_int_equal(b.len, n);
     assert_memory_equal(buf_cstr(&b), vectors[i].plain, n);
     buf_free(&b);
@@ -108,18 +107,15 @@ static void test_invalid_input(void **state)
     "Zm9*",     /* bad char */
     "=Zm9",     /* leading padding */
   };
-  static const char *bad_url[] = {"Zg==", "Z", "Zm9vY", "Zh", "Zm9", "Zm+v",
-                                  "Zm/v", "Zm9 v"};
+  static const char *bad_url[] = {"Zg==", "Z", "Zm9vY", "Zh", "Zm9", "Zm+v", "Zm/v", "Zm9 v"};
   buf_t b = BUF_INIT;
   buf_puts(&b, "keep");
   for (size_t i = 0; i < sizeof bad_std / sizeof *bad_std; i++) {
-    assert_int_equal(b64_decode(&b, bad_std[i], strlen(bad_std[i])),
-                     GRANTD_EINVALID);
+    assert_int_equal(b64_decode(&b, bad_std[i], strlen(bad_std[i])), GRANTD_EINVALID);
     assert_string_equal(buf_cstr(&b), "keep"); /* restored */
   }
   for (size_t i = 0; i < sizeof bad_url / sizeof *bad_url; i++) {
-    assert_int_equal(b64url_decode(&b, bad_url[i], strlen(bad_url[i])),
-                     GRANTD_EINVALID);
+    assert_int_equal(b64url_decode(&b, bad_url[i], strlen(bad_url[i])), GRANTD_EINVALID);
     assert_string_equal(buf_cstr(&b), "keep");
   }
   /* An embedded NUL is not in the alphabet either. */

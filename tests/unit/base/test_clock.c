@@ -4,7 +4,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "base/clock.h"
@@ -47,6 +49,33 @@ static void test_format(void **state)
   assert_string_equal(out, "0000-01-01T00:00:00Z");
 }
 
+/* The formatter agrees with gmtime_r + snprintf over a spread of instants
+ * from year 1 to 9999 (the digit writer replaced snprintf). */
+static void test_format_matches_gmtime(void **state)
+{
+  (void)state;
+  uint64_t x = 0x9E3779B97F4A7C15ULL;
+  const int64_t lo = -62135596800000LL, span = 253402300799999LL - lo;
+  for (int i = 0; i < 200000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    int64_t ms = lo + (int64_t)(x % (uint64_t)span);
+    if (i % 3 == 0)
+      ms -= ms % 1000; /* whole seconds take the short form */
+    time_t t = (time_t)(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
+    int frac = (int)(ms - (int64_t)t * 1000);
+    struct tm tm;
+    assert_non_null(gmtime_r(&t, &tm));
+    char want[48], got[32];
+    int n =
+      frac ? snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac)
+           : snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    assert_int_equal(clock_format_rfc3339(ms, got), n);
+    assert_string_equal(got, want);
+  }
+}
+
 static void test_parse(void **state)
 {
   (void)state;
@@ -74,18 +103,18 @@ static void test_parse_bad(void **state)
   static const char *bad[] = {
     "",
     "2026-11-29",
-    "2026-11-29T03:40:00",        /* no zone */
-    "2026-11-29T03:40Z",          /* no seconds */
-    "2026-11-29T03:40:00.Z",      /* empty fraction */
-    "2026-11-29T03:40:00ZZ",      /* trailing */
-    "2026-11-29T03:40:00+0200",   /* offset without colon */
-    "2026-11-29T03:40:00+24:00",  /* offset hours */
-    "2026-11-29T03:40:00+02:60",  /* offset minutes */
-    "2026-13-29T03:40:00Z",       /* month */
+    "2026-11-29T03:40:00",       /* no zone */
+    "2026-11-29T03:40Z",         /* no seconds */
+    "2026-11-29T03:40:00.Z",     /* empty fraction */
+    "2026-11-29T03:40:00ZZ",     /* trailing */
+    "2026-11-29T03:40:00+0200",  /* offset without colon */
+    "2026-11-29T03:40:00+24:00", /* offset hours */
+    "2026-11-29T03:40:00+02:60", /* offset minutes */
+    "2026-13-29T03:40:00Z",      /* month */
     "2026-00-29T03:40:00Z",
-    "2026-11-31T03:40:00Z",       /* day past month end */
-    "2026-02-29T03:40:00Z",       /* not a leap year */
-    "1900-02-29T03:40:00Z",       /* century, not leap */
+    "2026-11-31T03:40:00Z", /* day past month end */
+    "2026-02-29T03:40:00Z", /* not a leap year */
+    "1900-02-29T03:40:00Z", /* century, not leap */
     "2026-11-00T03:40:00Z",
     "2026-11-29T24:00:00Z",
     "2026-11-29T03:60:00Z",
@@ -97,14 +126,12 @@ static void test_parse_bad(void **state)
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     int64_t v = 42;
-    assert_int_equal(clock_parse_rfc3339(bad[i], strlen(bad[i]), &v),
-                     GRANTD_EINVALID);
+    assert_int_equal(clock_parse_rfc3339(bad[i], strlen(bad[i]), &v), GRANTD_EINVALID);
     assert_int_equal(v, 42);
   }
   int64_t v;
   /* Length is honoured: a valid prefix with n cut short fails. */
-  assert_int_equal(clock_parse_rfc3339("2026-11-29T03:40:00Z", 19, &v),
-                   GRANTD_EINVALID);
+  assert_int_equal(clock_parse_rfc3339("2026-11-29T03:40:00Z", 19, &v), GRANTD_EINVALID);
   assert_int_equal(clock_parse_rfc3339(NULL, 0, &v), GRANTD_EINVALID);
 }
 
@@ -113,8 +140,7 @@ static void test_roundtrip(void **state)
   (void)state;
   char out[32];
   /* Every ~37 days plus odd milliseconds, 1900..2100. */
-  for (int64_t ms = -2208988800000LL; ms < 4102444800000LL;
-       ms += 3196800000LL + 7919) {
+  for (int64_t ms = -2208988800000LL; ms < 4102444800000LL; ms += 3196800000LL + 7919) {
     int n = clock_format_rfc3339(ms, out);
     int64_t back;
     assert_int_equal(clock_parse_rfc3339(out, (size_t)n, &back), 0);
@@ -149,11 +175,9 @@ static void test_fake(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_format),
-    cmocka_unit_test(test_parse),
-    cmocka_unit_test(test_parse_bad),
-    cmocka_unit_test(test_roundtrip),
-    cmocka_unit_test(test_fake),
+    cmocka_unit_test(test_format),    cmocka_unit_test(test_format_matches_gmtime),
+    cmocka_unit_test(test_parse),     cmocka_unit_test(test_parse_bad),
+    cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_fake),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,14 +113,13 @@ static void test_levels(void **state)
 static void test_fields(void **state)
 {
   (void)state;
-  log_kv(LOGL_INFO, "refresh_ok", "id", "c1", "#status", LOG_I64(200),
-         "#neg", LOG_I64(-9000000000LL), "?ok", 1, "?bad", 0, "~ms", 1.5,
-         "~nan", 0.0 / 0.0, "none", (const char *)NULL, (const char *)NULL);
+  log_kv(LOGL_INFO, "refresh_ok", "id", "c1", "#status", LOG_I64(200), "#neg",
+         LOG_I64(-9000000000LL), "?ok", 1, "?bad", 0, "~ms", 1.5, "~nan", 0.0 / 0.0, "none",
+         (const char *)NULL, (const char *)NULL);
   char *line = drain();
-  assert_string_equal(line,
-    "{\"ts\":\"2026-11-29T03:40:00.123Z\",\"level\":\"info\",\"event\":"
-    "\"refresh_ok\",\"id\":\"c1\",\"status\":200,\"neg\":-9000000000,"
-    "\"ok\":true,\"bad\":false,\"ms\":1.5,\"nan\":null,\"none\":null}\n");
+  assert_string_equal(line, "{\"ts\":\"2026-11-29T03:40:00.123Z\",\"level\":\"info\",\"event\":"
+                            "\"refresh_ok\",\"id\":\"c1\",\"status\":200,\"neg\":-9000000000,"
+                            "\"ok\":true,\"bad\":false,\"ms\":1.5,\"nan\":null,\"none\":null}\n");
   log_info("bare");
   json_t *v = one_line();
   assert_string_equal(json_string_value(json_object_get(v, "event")), "bare");
@@ -131,9 +130,12 @@ static void test_fields(void **state)
 static void test_escaping(void **state)
 {
   (void)state;
-  log_info("ev\"il\n", "k\\", "quote\" back\\ nl\n cr\r tab\t bell\x07 del\x7f",
-           "utf8", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
-           "bad", "a\xff" "b\xc3(c\xed\xa0\x80" "d\xc0\xaf" "e\xe2\x82");
+  log_info("ev\"il\n", "k\\", "quote\" back\\ nl\n cr\r tab\t bell\x07 del\x7f", "utf8",
+           "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "bad",
+           "a\xff"
+           "b\xc3(c\xed\xa0\x80"
+           "d\xc0\xaf"
+           "e\xe2\x82");
   json_t *v = one_line();
   assert_non_null(json_object_get(v, "k\\"));
   assert_string_equal(json_string_value(json_object_get(v, "event")), "ev\"il\n");
@@ -143,7 +145,8 @@ static void test_escaping(void **state)
                       "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
   /* Each invalid byte (stray, truncated, surrogate, overlong) -> U+FFFD. */
   const char *bad = json_string_value(json_object_get(v, "bad"));
-  assert_string_equal(bad, "a\xef\xbf\xbd" "b\xef\xbf\xbd(c"
+  assert_string_equal(bad, "a\xef\xbf\xbd"
+                           "b\xef\xbf\xbd(c"
                            "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
                            "d\xef\xbf\xbd\xef\xbf\xbd"
                            "e\xef\xbf\xbd\xef\xbf\xbd");
@@ -165,13 +168,13 @@ static void test_redaction(void **state)
 {
   (void)state;
   static const char *secret_keys[] = {
-    "client_secret", "password", "Password", "code_verifier", "api_key",
-    "master_key", "access_token", "refresh_token", "id_token", "token",
-    "TOKEN", "code", "auth_code", "device_code", "authorization", "cookie",
-    "x_apikey", "passwd", "client_assertion", "private_key", "credentials"};
-  static const char *plain_keys[] = {
-    "token_type", "token_url", "id", "status", "error_code", "status_code",
-    "event", "provider", "scope", "expires_at", "codec", "tokens_refreshed"};
+    "client_secret",    "password",      "Password",      "code_verifier", "api_key",  "master_key",
+    "access_token",     "refresh_token", "id_token",      "token",         "TOKEN",    "code",
+    "auth_code",        "device_code",   "authorization", "cookie",        "x_apikey", "passwd",
+    "client_assertion", "private_key",   "credentials"};
+  static const char *plain_keys[] = {"token_type", "token_url",   "id",    "status",
+                                     "error_code", "status_code", "event", "provider",
+                                     "scope",      "expires_at",  "codec", "tokens_refreshed"};
   for (size_t i = 0; i < sizeof secret_keys / sizeof *secret_keys; i++)
     if (!log_redact_key(secret_keys[i]))
       fail_msg("not redacted: %s", secret_keys[i]);
@@ -181,8 +184,8 @@ static void test_redaction(void **state)
   assert_true(log_redact_key("#refresh_token"));
   assert_false(log_redact_key(NULL));
 
-  log_info("oops", "access_token", "SENSITIVE1", "#client_secret",
-           LOG_I64(12345), "?password", 1, "~code", 2.5, "id", "c9");
+  log_info("oops", "access_token", "SENSITIVE1", "#client_secret", LOG_I64(12345), "?password", 1,
+           "~code", 2.5, "id", "c9");
   char *line = drain();
   assert_null(strstr(line, "SENSITIVE1"));
   assert_null(strstr(line, "12345"));
@@ -190,14 +193,10 @@ static void test_redaction(void **state)
   json_error_t err;
   json_t *v = json_loads(line, 0, &err);
   assert_non_null(v);
-  assert_string_equal(json_string_value(json_object_get(v, "access_token")),
-                      "[redacted]");
-  assert_string_equal(json_string_value(json_object_get(v, "client_secret")),
-                      "[redacted]");
-  assert_string_equal(json_string_value(json_object_get(v, "password")),
-                      "[redacted]");
-  assert_string_equal(json_string_value(json_object_get(v, "code")),
-                      "[redacted]");
+  assert_string_equal(json_string_value(json_object_get(v, "access_token")), "[redacted]");
+  assert_string_equal(json_string_value(json_object_get(v, "client_secret")), "[redacted]");
+  assert_string_equal(json_string_value(json_object_get(v, "password")), "[redacted]");
+  assert_string_equal(json_string_value(json_object_get(v, "code")), "[redacted]");
   /* Pairs after the redacted typed values stay aligned. */
   assert_string_equal(json_string_value(json_object_get(v, "id")), "c9");
   json_decref(v);

@@ -31,6 +31,34 @@ static void test_bytes(void **state)
   free(p);
 }
 
+static int cmp12(const void *a, const void *b)
+{
+  return memcmp(a, b, 12);
+}
+
+/* Nonces from the per-thread buffer: all distinct over many refills, byte
+ * values balanced, and sizes the buffer does not serve (0, large) work. */
+static void test_nonce(void **state)
+{
+  (void)state;
+  enum { N = 20000 };
+  unsigned char(*v)[12] = calloc(N, 12);
+  for (size_t i = 0; i < N; i++)
+    rand_nonce(v[i], 12);
+  qsort(v, N, 12, cmp12);
+  for (size_t i = 1; i < N; i++)
+    assert_true(memcmp(v[i - 1], v[i], 12) != 0);
+  size_t zeros = 0;
+  for (size_t i = 0; i < N * 12; i++)
+    zeros += ((unsigned char *)v)[i] == 0;
+  assert_true(zeros > N * 12 / 256 / 2 && zeros < N * 12 / 256 * 2);
+  free(v);
+  unsigned char big[1024] = {0}, z[1024] = {0};
+  rand_nonce(big, sizeof big);
+  assert_memory_not_equal(big, z, sizeof big);
+  rand_nonce(big, 0);
+}
+
 static void test_range(void **state)
 {
   (void)state;
@@ -64,8 +92,8 @@ static void test_token(void **state)
     assert_int_equal(b.len, b64url_encoded_len(32));
     for (size_t k = 0; k < b.len; k++) {
       char c = b.data[k];
-      assert_true((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                  (c >= '0' && c <= '9') || c == '-' || c == '_');
+      assert_true((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_');
     }
     buf_t d = BUF_INIT;
     assert_int_equal(b64url_decode(&d, b.data, b.len), 0);
@@ -115,10 +143,8 @@ static void test_fast(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_bytes),
-    cmocka_unit_test(test_range),
-    cmocka_unit_test(test_token),
-    cmocka_unit_test(test_fast),
+    cmocka_unit_test(test_bytes), cmocka_unit_test(test_nonce), cmocka_unit_test(test_range),
+    cmocka_unit_test(test_token), cmocka_unit_test(test_fast),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,8 +31,7 @@ static void test_encode(void **state)
   assert_string_equal(enc(":/?#[]@!$&'()*+,;=", URL_ENC_STRICT, &b),
                       "%3A%2F%3F%23%5B%5D%40%21%24%26%27%28%29%2A%2B%2C%3B%3D");
   assert_string_equal(enc("%", URL_ENC_FORM, &b), "%25");
-  assert_string_equal(enc("\xc3\xa9\x01\x7f\xff", URL_ENC_STRICT, &b),
-                      "%C3%A9%01%7F%FF");
+  assert_string_equal(enc("\xc3\xa9\x01\x7f\xff", URL_ENC_STRICT, &b), "%C3%A9%01%7F%FF");
   /* Binary with an embedded NUL is encodable by length. */
   buf_reset(&b);
   url_encode(&b, "a\0b", 3, URL_ENC_STRICT);
@@ -56,13 +55,11 @@ static void test_decode(void **state)
   assert_int_equal(url_decode(&b, "", 0, URL_DEC_FORM), 0);
   assert_string_equal(buf_cstr(&b), "");
 
-  static const char *bad[] = {"%", "%2", "a%", "%zz", "%2g", "%g2", "%00",
-                              "a%00b", "%%20"};
+  static const char *bad[] = {"%", "%2", "a%", "%zz", "%2g", "%g2", "%00", "a%00b", "%%20"};
   buf_reset(&b);
   buf_puts(&b, "pre");
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-    assert_int_equal(url_decode(&b, bad[i], strlen(bad[i]), URL_DEC_FORM),
-                     GRANTD_EINVALID);
+    assert_int_equal(url_decode(&b, bad[i], strlen(bad[i]), URL_DEC_FORM), GRANTD_EINVALID);
     assert_string_equal(buf_cstr(&b), "pre");
     assert_int_equal(b.len, 3);
   }
@@ -101,8 +98,7 @@ static void test_form_next(void **state)
   const char *s = "a=1&&b=&c&=v&d=x=y&";
   const char *p = s, *end = s + strlen(s);
   slice_t k, v;
-  const char *want[][2] = {{"a", "1"}, {"b", ""}, {"c", ""}, {"", "v"},
-                           {"d", "x=y"}};
+  const char *want[][2] = {{"a", "1"}, {"b", ""}, {"c", ""}, {"", "v"}, {"d", "x=y"}};
   for (size_t i = 0; i < 5; i++) {
     assert_int_equal(form_next(&p, end, &k, &v), 1);
     assert_int_equal(k.n, strlen(want[i][0]));
@@ -320,8 +316,7 @@ static void test_parse_bad(void **state)
   url_free(NULL);
 }
 
-static void append(const char *base, const char *k, const char *v,
-                   const char *want)
+static void append(const char *base, const char *k, const char *v, const char *want)
 {
   buf_t b = BUF_INIT;
   buf_puts(&b, base);
@@ -333,17 +328,14 @@ static void append(const char *base, const char *k, const char *v,
 static void test_append_query(void **state)
 {
   (void)state;
-  append("https://a.test/auth", "client_id", "abc",
-         "https://a.test/auth?client_id=abc");
+  append("https://a.test/auth", "client_id", "abc", "https://a.test/auth?client_id=abc");
   append("https://a.test/auth?", "k", "v", "https://a.test/auth?k=v");
   append("https://a.test/auth?x=1", "k", "v", "https://a.test/auth?x=1&k=v");
   append("https://a.test/auth?x=1&", "k", "v", "https://a.test/auth?x=1&k=v");
   append("https://a.test/auth#f", "k", "v", "https://a.test/auth?k=v#f");
-  append("https://a.test/auth?x=1#f?g", "k", "v",
-         "https://a.test/auth?x=1&k=v#f?g");
+  append("https://a.test/auth?x=1#f?g", "k", "v", "https://a.test/auth?x=1&k=v#f?g");
   append("https://a.test/a?#", "k", "v", "https://a.test/a?k=v#");
-  append("https://a.test/", "scope", "read write+x",
-         "https://a.test/?scope=read%20write%2Bx");
+  append("https://a.test/", "scope", "read write+x", "https://a.test/?scope=read%20write%2Bx");
   append("https://a.test/", "redirect_uri", "https://c.test/cb?a=1",
          "https://a.test/?redirect_uri=https%3A%2F%2Fc.test%2Fcb%3Fa%3D1");
   append("", "k", "", "?k=");
@@ -365,14 +357,10 @@ static void test_append_query(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_encode),
-    cmocka_unit_test(test_decode),
-    cmocka_unit_test(test_roundtrip),
-    cmocka_unit_test(test_form_next),
-    cmocka_unit_test(test_form_parse),
-    cmocka_unit_test(test_form_add),
-    cmocka_unit_test(test_parse_ok),
-    cmocka_unit_test(test_parse_bad),
+    cmocka_unit_test(test_encode),       cmocka_unit_test(test_decode),
+    cmocka_unit_test(test_roundtrip),    cmocka_unit_test(test_form_next),
+    cmocka_unit_test(test_form_parse),   cmocka_unit_test(test_form_add),
+    cmocka_unit_test(test_parse_ok),     cmocka_unit_test(test_parse_bad),
     cmocka_unit_test(test_append_query),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -181,15 +181,18 @@ static void on_accept(uv_stream_t *lis, int status)
   assert_int_equal(stream_read_start(sc->s, on_sread), 0);
 }
 
-static void srv_start(srv_t *srv, uv_loop_t *loop, const char *const *script,
-                      int n)
+/* A server on ip:port (port 0 = ephemeral; IPv4 or IPv6 text). */
+static void srv_start_at(srv_t *srv, uv_loop_t *loop, const char *ip, int port,
+                         const char *const *script, int n)
 {
   memset(srv, 0, sizeof(*srv));
   srv->loop = loop;
   srv->script = script;
   srv->nscript = n;
-  struct sockaddr_in a;
-  uv_ip4_addr("127.0.0.1", 0, &a);
+  struct sockaddr_storage a;
+  memset(&a, 0, sizeof(a));
+  if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&a) != 0)
+    assert_int_equal(uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&a), 0);
   assert_int_equal(uv_tcp_init(loop, &srv->lis), 0);
   srv->lis.data = srv;
   assert_int_equal(uv_tcp_bind(&srv->lis, (const struct sockaddr *)&a, 0), 0);
@@ -197,7 +200,12 @@ static void srv_start(srv_t *srv, uv_loop_t *loop, const char *const *script,
   struct sockaddr_storage ss;
   int len = sizeof(ss);
   uv_tcp_getsockname(&srv->lis, (struct sockaddr *)&ss, &len);
-  srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port); /* same offset in sockaddr_in6 */
+}
+
+static void srv_start(srv_t *srv, uv_loop_t *loop, const char *const *script, int n)
+{
+  srv_start_at(srv, loop, "127.0.0.1", 0, script, n);
 }
 
 static void srv_close(srv_t *srv)
@@ -336,8 +344,23 @@ static void issue(tctx_t *t)
   assert_int_equal(http_client_request(t->c, &t->req, on_resp, r, NULL), 0);
 }
 
-static void ctx_init(tctx_t *t, const http_client_opts_t *opts,
-                     const char *const *script, int n)
+/* The servers listen on loopback, so the tests opt in as an operator
+ * would (--allow-endpoint-cidr 127.0.0.0/8,::1/128) unless a test brings
+ * its own policy, or sets g_no_policy to run with the default. */
+static addr_policy_t *g_loopback;
+static int g_no_policy;
+
+static addr_policy_t *policy_of(const char *cidrs, int allow_private)
+{
+  char err[256];
+  addr_policy_t *p = addr_policy_new();
+  addr_policy_allow_private(p, allow_private);
+  if (cidrs != NULL)
+    assert_int_equal(addr_policy_add_cidrs(p, cidrs, err, sizeof err), 0);
+  return p;
+}
+
+static void ctx_init(tctx_t *t, const http_client_opts_t *opts, const char *const *script, int n)
 {
   memset(t, 0, sizeof(*t));
   assert_int_equal(uv_loop_init(&t->loop), 0);
@@ -346,6 +369,8 @@ static void ctx_init(tctx_t *t, const http_client_opts_t *opts,
   memset(&o, 0, sizeof(o));
   if (opts != NULL)
     o = *opts;
+  if (o.endpoint_policy == NULL && !g_no_policy)
+    o.endpoint_policy = g_loopback;
   o.allow_insecure_http = 1;
   t->c = http_client_new(&t->loop, &o);
   snprintf(t->url, sizeof(t->url), "http://127.0.0.1:%d/token?x=1", t->srv.port);
@@ -476,9 +501,8 @@ static void test_response_headers(void **state)
 static void test_chunked(void **state)
 {
   (void)state;
-  static const char *const script[] = {
-    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-    "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"};
+  static const char *const script[] = {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                       "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"};
   tctx_t t;
   ctx_init(&t, NULL, script, 1);
   t.total = 1;
@@ -525,8 +549,7 @@ static void test_interim_100_continue(void **state)
 static void test_head_has_no_body(void **state)
 {
   (void)state;
-  static const char *const script[] = {
-    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", OK_HELLO};
+  static const char *const script[] = {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", OK_HELLO};
   tctx_t t;
   ctx_init(&t, NULL, script, 2);
   t.req.method = "HEAD";
@@ -580,7 +603,8 @@ static void test_pool_limit_queueing(void **state)
   assert_int_equal(os.conns, 2);
   assert_int_equal(os.inflight, 0);
   char other[64];
-  snprintf(other, sizeof(other), "http://127.0.0.1:%d/", t.srv.port + 1 == 65536 ? 1 : t.srv.port + 1);
+  snprintf(other, sizeof(other), "http://127.0.0.1:%d/",
+           t.srv.port + 1 == 65536 ? 1 : t.srv.port + 1);
   assert_int_equal(http_client_origin_stats(t.c, other, &os), GRANTD_ENOT_FOUND);
   assert_int_equal(http_client_origin_stats(t.c, "nope", &os), GRANTD_EBAD_URL);
   ctx_run(&t);
@@ -770,8 +794,8 @@ static void test_reused_closed_after_request(void **state)
  * out once more on a fresh connection, and is counted as retried. The
  * refusal is injected by swapping the pooled stream's write method. */
 static stream_vtbl_t g_fail_vt;
-static int refuse_write(stream_t *s, const uv_buf_t *bufs, unsigned n,
-                        stream_write_cb cb, void *arg)
+static int refuse_write(stream_t *s, const uv_buf_t *bufs, unsigned n, stream_write_cb cb,
+                        void *arg)
 {
   (void)s;
   (void)bufs;
@@ -836,8 +860,8 @@ static void on_parked_write(stream_t *s, int status, void *arg)
   g_held_done = 1;
 }
 
-static int parking_write(stream_t *s, const uv_buf_t *bufs, unsigned n,
-                         stream_write_cb cb, void *arg)
+static int parking_write(stream_t *s, const uv_buf_t *bufs, unsigned n, stream_write_cb cb,
+                         void *arg)
 {
   g_held_cb = cb;
   g_held_arg = arg;
@@ -1010,10 +1034,9 @@ static void test_connect_refused(void **state)
 static void test_body_too_large(void **state)
 {
   (void)state;
-  static const char *const script[] = {
-    "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
-    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-    "a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n"};
+  static const char *const script[] = {"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+                                       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                       "a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n"};
   http_client_opts_t o = {.max_body = 16};
   tctx_t t;
   ctx_init(&t, &o, script, 2);
@@ -1296,7 +1319,10 @@ static void test_connect_timeout(void **state)
 
 static http_client_handle_t *g_h[2];
 
-static int first_received(tctx_t *t) { return t->srv.requests == 1; }
+static int first_received(tctx_t *t)
+{
+  return t->srv.requests == 1;
+}
 
 static void cancel_both(tctx_t *t)
 {
@@ -1330,7 +1356,10 @@ static void test_cancel(void **state)
   assert_int_equal(g_st.conns, 0);
 }
 
-static void noop_step(tctx_t *t) { (void)t; }
+static void noop_step(tctx_t *t)
+{
+  (void)t;
+}
 
 /* Close with one request in flight and two queued: the queued ones fail at
  * once, new ones are refused, the in-flight one still gets its answer, and
@@ -1371,6 +1400,192 @@ static void test_shutdown(void **state)
   assert_int_equal(uv_loop_close(&t.loop), 0);
 }
 
+/* ---- endpoint policy (SSRF guard) ------------------------------------------ */
+
+#define OK_CLOSE "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+
+/* Makes `host` resolve to ips[0..n) (the client's DNS cache, as if
+ * getaddrinfo had answered so). */
+static void seed(tctx_t *t, const char *host, const char *const *ips, unsigned n)
+{
+  dns_addrs_t a;
+  memset(&a, 0, sizeof(a));
+  for (unsigned i = 0; i < n; i++) {
+    if (uv_ip4_addr(ips[i], 0, (struct sockaddr_in *)&a.addr[i]) != 0)
+      assert_int_equal(uv_ip6_addr(ips[i], 0, (struct sockaddr_in6 *)&a.addr[i]), 0);
+  }
+  a.n = n;
+  dns_cache_put(t->c->dns, host, &a);
+}
+
+/* With no policy at all (the default), a loopback literal is never dialled. */
+static void test_policy_default_refuses_loopback(void **state)
+{
+  (void)state;
+  static const char *const script[] = {OK_HELLO};
+  tctx_t t;
+  g_no_policy = 1;
+  ctx_init(&t, NULL, script, 1);
+  g_no_policy = 0;
+  t.total = 1;
+  t.after = snap_finish;
+  issue(&t);
+  ctx_run(&t);
+  assert_int_equal(t.res[0].err, GRANTD_EENDPOINT_FORBIDDEN);
+  assert_string_equal(err_name(t.res[0].err), "endpoint_forbidden");
+  assert_int_equal(t.res[0].sent, 0);
+  assert_int_equal(t.srv.accepted, 0);
+  assert_int_equal(g_st.forbidden, 1);
+  assert_int_equal(g_st.conns_failed, 1);
+}
+
+/* A name that resolves to loopback only: refused after resolution, with
+ * endpoint_forbidden rather than a network error; allowed by a CIDR or by
+ * allow_private. */
+static void test_policy_name_resolving_to_loopback(void **state)
+{
+  (void)state;
+  static const char *const script[] = {OK_HELLO};
+  addr_policy_t *strict = policy_of("10.0.0.0/8", 0);
+  addr_policy_t *open = policy_of(NULL, 1);
+  const addr_policy_t *pols[] = {strict, g_loopback, open};
+  const int want[] = {GRANTD_EENDPOINT_FORBIDDEN, 0, 0};
+  for (int i = 0; i < 3; i++) {
+    http_client_opts_t o = {.endpoint_policy = pols[i]};
+    tctx_t t;
+    ctx_init(&t, &o, script, 1);
+    snprintf(t.url, sizeof(t.url), "http://localhost:%d/", t.srv.port);
+    static const char *const lo[] = {"127.0.0.1"};
+    seed(&t, "localhost", lo, 1);
+    t.total = 1;
+    t.after = snap_finish;
+    issue(&t);
+    ctx_run(&t);
+    assert_int_equal(t.res[0].err, want[i]);
+    assert_int_equal(t.srv.accepted, want[i] ? 0 : 1);
+  }
+  addr_policy_free(strict);
+  addr_policy_free(open);
+}
+
+static srv_t *g_other;
+static void close_srv2_finish(tctx_t *t)
+{
+  srv_close(g_other);
+  snap_finish(t);
+}
+
+/* A name with a forbidden and an allowed address, forbidden first: only the
+ * allowed one is ever dialled (a server listens on both). */
+static void test_policy_mixed_addresses_dial_allowed_only(void **state)
+{
+  (void)state;
+  static const char *const script[] = {OK_HELLO};
+  addr_policy_t *only1 = policy_of("127.0.0.1/32", 0);
+  http_client_opts_t o = {.endpoint_policy = only1};
+  tctx_t t;
+  srv_t b;
+  ctx_init(&t, &o, script, 1);
+  srv_start_at(&b, &t.loop, "127.0.0.2", t.srv.port, script, 1);
+  g_other = &b;
+  snprintf(t.url, sizeof(t.url), "http://mixed.test:%d/", t.srv.port);
+  static const char *const ips[] = {"127.0.0.2", "::1", "127.0.0.1"};
+  seed(&t, "mixed.test", ips, 3);
+  t.total = 1;
+  t.after = close_srv2_finish;
+  issue(&t);
+  ctx_run(&t);
+  assert_int_equal(t.res[0].err, 0);
+  assert_int_equal(t.srv.accepted, 1);
+  assert_int_equal(b.accepted, 0);
+  assert_int_equal(g_st.forbidden, 0);
+  addr_policy_free(only1);
+}
+
+/* DNS rebinding: the first resolution is allowed, the next one (a new
+ * connection after the first closed) points at a forbidden address, which
+ * is refused, not dialled. */
+static int rebind_then_go(tctx_t *t)
+{
+  static const char *const ips[] = {"127.0.0.2"};
+  seed(t, "rebind.test", ips, 1);
+  return 1;
+}
+
+static void test_policy_rebinding_refused(void **state)
+{
+  (void)state;
+  static const char *const script[] = {OK_CLOSE};
+  addr_policy_t *only1 = policy_of("127.0.0.1/32", 0);
+  http_client_opts_t o = {.endpoint_policy = only1};
+  tctx_t t;
+  srv_t b;
+  ctx_init(&t, &o, script, 1);
+  srv_start_at(&b, &t.loop, "127.0.0.2", t.srv.port, script, 1);
+  g_other = &b;
+  snprintf(t.url, sizeof(t.url), "http://rebind.test:%d/", t.srv.port);
+  static const char *const first[] = {"127.0.0.1"};
+  seed(&t, "rebind.test", first, 1);
+  t.total = 2;
+  t.seq = 1;
+  t.between = rebind_then_go;
+  t.after = close_srv2_finish;
+  issue(&t);
+  ctx_run(&t);
+  assert_int_equal(t.res[0].err, 0);
+  assert_int_equal(t.res[1].err, GRANTD_EENDPOINT_FORBIDDEN);
+  assert_int_equal(t.res[1].sent, 0);
+  assert_int_equal(t.srv.accepted, 1);
+  assert_int_equal(b.accepted, 0);
+  assert_int_equal(g_st.forbidden, 1);
+  addr_policy_free(only1);
+}
+
+/* IPv6 loopback: refused by a policy allowing only 127.0.0.0/8, dialled
+ * with ::1/128. */
+static void test_policy_ipv6_loopback(void **state)
+{
+  (void)state;
+  static const char *const script[] = {OK_HELLO};
+  addr_policy_t *v4only = policy_of("127.0.0.0/8", 0);
+  const addr_policy_t *pols[] = {v4only, g_loopback};
+  for (int i = 0; i < 2; i++) {
+    http_client_opts_t o = {.endpoint_policy = pols[i]};
+    tctx_t t;
+    srv_t b;
+    ctx_init(&t, &o, script, 1);
+    srv_start_at(&b, &t.loop, "::1", 0, script, 1);
+    g_other = &b;
+    snprintf(t.url, sizeof(t.url), "http://[::1]:%d/", b.port);
+    t.total = 1;
+    t.after = close_srv2_finish;
+    issue(&t);
+    ctx_run(&t);
+    assert_int_equal(t.res[0].err, i == 0 ? GRANTD_EENDPOINT_FORBIDDEN : 0);
+    assert_int_equal(b.accepted, i == 0 ? 0 : 1);
+  }
+  addr_policy_free(v4only);
+}
+
+/* Redirects are returned, never followed. */
+static void test_redirect_not_followed(void **state)
+{
+  (void)state;
+  static const char *const script[] = {
+    "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n"};
+  tctx_t t;
+  ctx_init(&t, NULL, script, 1);
+  t.total = 1;
+  t.after = snap_finish;
+  issue(&t);
+  ctx_run(&t);
+  assert_int_equal(t.res[0].err, 0);
+  assert_int_equal(t.res[0].status, 302);
+  assert_int_equal(t.srv.requests, 1);
+  assert_int_equal(g_st.requests, 1);
+  assert_int_equal(g_st.conns_opened, 1);
+}
+
 /* ---- TLS ------------------------------------------------------------------ */
 
 static char g_dir[512];
@@ -1401,7 +1616,8 @@ static int group_setup(void **state)
     const char *ca = i ? "ca2" : "ca";
     sh("openssl req -x509 -new " EC_KEY " -nodes -keyout %s.key -out %s.pem"
        " -days 3650 -subj '/CN=grantd test %s' -config openssl.cnf"
-       " -extensions ca_ext", ca, ca, ca);
+       " -extensions ca_ext",
+       ca, ca, ca);
   }
   sh("openssl req -new " EC_KEY " -nodes -keyout leaf.key -out leaf.csr"
      " -subj '/CN=127.0.0.1' -config openssl.cnf");
@@ -1438,8 +1654,7 @@ static void test_https(void **state)
 {
   (void)state;
   static const char *const script[] = {
-    OK_HELLO, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
-    OK_HELLO};
+    OK_HELLO, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", OK_HELLO};
   tls_client_ctx_t *cc = client_ctx("ca.pem");
   http_client_opts_t o = {.tls = cc};
   tctx_t t;
@@ -1548,9 +1763,18 @@ int main(void)
     cmocka_unit_test(test_connect_timeout),
     cmocka_unit_test(test_cancel),
     cmocka_unit_test(test_shutdown),
+    cmocka_unit_test(test_policy_default_refuses_loopback),
+    cmocka_unit_test(test_policy_name_resolving_to_loopback),
+    cmocka_unit_test(test_policy_mixed_addresses_dial_allowed_only),
+    cmocka_unit_test(test_policy_rebinding_refused),
+    cmocka_unit_test(test_policy_ipv6_loopback),
+    cmocka_unit_test(test_redirect_not_followed),
     cmocka_unit_test(test_https),
     cmocka_unit_test(test_https_untrusted),
     cmocka_unit_test(test_https_handshake_timeout),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  g_loopback = policy_of("127.0.0.0/8,::1/128", 0);
+  int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+  addr_policy_free(g_loopback);
+  return rc;
 }

@@ -38,7 +38,7 @@ typedef struct {
   int handled;
   http_req_t *held[MAX_HELD];
   int nheld;
-  int outstanding;     /* handlers that have not responded */
+  int outstanding; /* handlers that have not responded */
   int max_outstanding;
   int statuses[MAX_STATUS];
   int nstatuses;
@@ -75,8 +75,8 @@ static void handler(http_req_t *req, void *arg)
     arena_t *a = http_req_arena(req);
     size_t cap = blen + 128;
     char *out = arena_alloc(a, cap);
-    int n = snprintf(out, cap, "%s %s %s|%s", http_req_method(req), path,
-                     q != NULL ? q : "-", body);
+    int n =
+      snprintf(out, cap, "%s %s %s|%s", http_req_method(req), path, q != NULL ? q : "-", body);
     f->outstanding--;
     http_respond(req, 200, "text/plain", out, (size_t)n);
   } else if (strcmp(path, "/hold") == 0) {
@@ -108,8 +108,7 @@ static void handler(http_req_t *req, void *arg)
     if (n > 0)
       assert_int_equal(strlen(h[0].name), h[0].name_len);
     char out[256];
-    snprintf(out, sizeof(out), "%s|%zu|%d", v != NULL ? v : "none", n,
-             http_req_minor_version(req));
+    snprintf(out, sizeof(out), "%s|%zu|%d", v != NULL ? v : "none", n, http_req_minor_version(req));
     respond(req, 200, out);
   } else {
     respond(req, 404, "nope");
@@ -126,6 +125,9 @@ static void on_headers(http_req_t *req, void *arg)
   } else if (strcmp(path, "/small") == 0) {
     http_req_set_body_limit(req, 4);
     http_req_set_data(req, "routed");
+  } else if (strcmp(path, "/reject") == 0) {
+    static const char b[] = "{\"error\":\"unauthorized\",\"message\":\"no\"}";
+    http_req_reject(req, 401, "application/json", b, sizeof b - 1, "WWW-Authenticate: Bearer\r\n");
   }
 }
 
@@ -187,12 +189,12 @@ static void fx_finish(fx_t *f)
 
 /* Runs the loop until `cond` holds; the server's listener keeps it alive,
  * so a missing event shows up as the test's CTest timeout. */
-#define RUN_UNTIL(f, cond)                                         \
-  do {                                                             \
-    while (!(cond)) {                                              \
-      if (uv_run(&(f)->loop, UV_RUN_ONCE) == 0 && !(cond))         \
-        fail_msg("loop went idle before: %s", #cond);              \
-    }                                                              \
+#define RUN_UNTIL(f, cond) \
+  do { \
+    while (!(cond)) { \
+      if (uv_run(&(f)->loop, UV_RUN_ONCE) == 0 && !(cond)) \
+        fail_msg("loop went idle before: %s", #cond); \
+    } \
   } while (0)
 
 /* ---- raw clients over stream_tcp ------------------------------------------ */
@@ -958,12 +960,121 @@ static void test_expect_continue(void **state)
   assert_string_equal(c.resp[1].body, "POST /echo -|data");
   client_done(&c);
   /* Over the limit: 413 straight away. */
-  const char *s2[] = {"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999\r\n\r\n"};
+  const char *s2[] = {
+    "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999\r\n\r\n"};
   client_start(&c, &f, s2, 1);
   RUN_UNTIL(&f, c.nresp >= 1 || c.eof || c.read_err);
   assert_int_equal(c.nresp, 1);
   assert_json_error(&c.resp[0], 413, "payload_too_large");
   client_done(&c);
+  fx_finish(&f);
+}
+
+/* on_headers refuses a request before its body: the answer comes while the
+ * body is still arriving, nothing of it is held, the handler never runs,
+ * no 100 Continue is sent, and the connection closes after the answer. */
+static void test_reject_before_body(void **state)
+{
+  (void)state;
+  fx_t f;
+  fx_init(&f);
+  fx_start(&f);
+  size_t n = 256 * 1024;
+  char *part = xmalloc(n + 1);
+  memset(part, 'x', n);
+  part[n] = 0;
+  client_t c;
+  const char *s[] = {"POST /reject HTTP/1.1\r\nExpect: 100-continue\r\n"
+                     "Content-Length: 67108864\r\n\r\n",
+                     part};
+  client_start(&c, &f, s, 2);
+  c.nresp = 1; /* send the body part without waiting for an answer */
+  RUN_UNTIL(&f, c.sent == 2);
+  c.nresp = 0;
+  RUN_UNTIL(&f, parse_resps(&c) >= 1 || c.eof || c.read_err);
+  c.nresp = parse_resps(&c);
+  assert_int_equal(c.nresp, 1);
+  assert_json_error(&c.resp[0], 401, "unauthorized");
+  assert_true(has_header(&c.resp[0], "WWW-Authenticate: Bearer\r\n"));
+  assert_int_equal(f.handled, 0);
+  assert_int_equal(http_server_buffered_bytes(f.srv), 0);
+  assert_int_equal(f.nstatuses, 1);
+  assert_int_equal(f.statuses[0], 401);
+  /* The server closes once the client stops sending (lingering close). */
+  RUN_UNTIL(&f, c.eof || c.read_err || c.closed);
+  client_done(&c);
+  free(part);
+  /* Without a body the same refusal is answered too. */
+  const char *s2[] = {"GET /reject HTTP/1.1\r\n\r\n"};
+  client_start(&c, &f, s2, 1);
+  RUN_UNTIL(&f, c.nresp >= 1 || c.eof || c.read_err);
+  assert_int_equal(c.resp[0].status, 401);
+  assert_int_equal(f.handled, 0);
+  client_done(&c);
+  fx_finish(&f);
+}
+
+/* max_buffered_bytes bounds the body bytes held over all connections:
+ * beyond it a request is answered 503 server_busy with Retry-After (a
+ * declared length at once, a chunked body when it grows past the cap);
+ * bytes are released when the response is written. */
+static void test_buffered_cap(void **state)
+{
+  (void)state;
+  fx_t f;
+  fx_init(&f);
+  f.opts.max_buffered_bytes = 100000;
+  f.opts.max_body_bytes = 200000;
+  fx_start(&f);
+  char *held = xmalloc(81000), *more = xmalloc(31000), *chunks = xmalloc(40000);
+  int h = snprintf(held, 128, "POST /hold HTTP/1.1\r\nContent-Length: 80000\r\n\r\n");
+  memset(held + h, 'a', 80000);
+  held[h + 80000] = 0;
+  client_t a;
+  const char *sa[] = {held};
+  client_start(&a, &f, sa, 1);
+  RUN_UNTIL(&f, f.nheld == 1);
+  assert_int_equal(http_server_buffered_bytes(f.srv), 80000);
+
+  client_t b;
+  const char *sb[] = {"POST /echo HTTP/1.1\r\nContent-Length: 30000\r\n\r\n"};
+  client_start(&b, &f, sb, 1);
+  RUN_UNTIL(&f, b.nresp >= 1 || b.eof || b.read_err);
+  assert_int_equal(b.nresp, 1);
+  assert_json_error(&b.resp[0], 503, "server_busy");
+  assert_true(has_header(&b.resp[0], "Retry-After: 1\r\n"));
+  client_done(&b);
+
+  int k = snprintf(chunks, 128, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  for (int i = 0; i < 6; i++)
+    k += snprintf(chunks + k, 40000 - (size_t)k, "1388\r\n%05000d\r\n", 0); /* 5000 bytes */
+  snprintf(chunks + k, 40000 - (size_t)k, "0\r\n\r\n");
+  const char *sc[] = {chunks};
+  client_start(&b, &f, sc, 1);
+  RUN_UNTIL(&f, b.nresp >= 1 || b.eof || b.read_err);
+  assert_int_equal(b.nresp, 1);
+  assert_json_error(&b.resp[0], 503, "server_busy");
+  client_done(&b);
+  assert_int_equal(http_server_buffered_bytes(f.srv), 80000);
+
+  respond(f.held[0], 200, "ok");
+  f.held[0] = NULL;
+  RUN_UNTIL(&f, a.nresp == 1);
+  RUN_UNTIL(&f, http_server_buffered_bytes(f.srv) == 0);
+  client_done(&a);
+
+  h = snprintf(more, 128, "POST /echo HTTP/1.1\r\nContent-Length: 30000\r\n\r\n");
+  memset(more + h, 'b', 30000);
+  more[h + 30000] = 0;
+  const char *sd[] = {more};
+  client_start(&b, &f, sd, 1);
+  RUN_UNTIL(&f, b.nresp >= 1 || b.eof || b.read_err);
+  assert_int_equal(b.resp[0].status, 200);
+  client_done(&b);
+  RUN_UNTIL(&f, http_server_buffered_bytes(f.srv) == 0);
+  free(held);
+  free(more);
+  free(chunks);
   fx_finish(&f);
 }
 
@@ -1067,6 +1178,8 @@ int main(void)
     cmocka_unit_test(test_close_timeout_detaches),
     cmocka_unit_test(test_http10_and_connection_close),
     cmocka_unit_test(test_expect_continue),
+    cmocka_unit_test(test_reject_before_body),
+    cmocka_unit_test(test_buffered_cap),
     cmocka_unit_test(test_start_errors),
     cmocka_unit_test(test_stream_tcp_errors),
   };

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,12 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "net/tls.h"
+#include "net/x509_ip.h"
 #include "support.h"
 
 static char g_dir[512];
+/* The address fx_init() listens on. */
+static const char *g_listen_ip = "127.0.0.1";
 
 /* Paths in, and shell commands run from, the certificate directory. */
 #define path_of(name) test_path(g_dir, (name))
@@ -49,7 +53,19 @@ static const char openssl_cnf[] =
   "basicConstraints = CA:FALSE\n"
   "keyUsage = critical,digitalSignature\n"
   "extendedKeyUsage = serverAuth\n"
-  "subjectAltName = DNS:wrong.example\n";
+  "subjectAltName = DNS:wrong.example\n"
+  /* For IP-address hosts: */
+  "[ip4_ext]\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n"
+  "subjectAltName = IP:127.0.0.1\n"
+  "[ip6_ext]\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n"
+  "subjectAltName = DNS:localhost,IP:::1\n"
+  "[ip2_ext]\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n"
+  "subjectAltName = DNS:localhost,IP:127.0.0.2,IP:::2\n"
+  "[dnsip_ext]\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n"
+  "subjectAltName = DNS:127.0.0.1,DNS:::1\n"
+  "[mapped_ext]\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n"
+  "subjectAltName = IP:::ffff:127.0.0.1\n"
+  "[nosan_ext]\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n";
 
 #define EC_KEY "-newkey ec -pkeyopt ec_paramgen_curve:P-256"
 
@@ -57,14 +73,16 @@ static void make_ca(const char *name)
 {
   sh("openssl req -x509 -new " EC_KEY " -nodes -keyout %s.key -out %s.pem"
      " -days 3650 -subj '/CN=grantd test %s' -config openssl.cnf"
-     " -extensions ca_ext", name, name, name);
+     " -extensions ca_ext",
+     name, name, name);
 }
 
-static void make_leaf(const char *name, const char *ca, const char *keyopt,
-                      const char *cn, const char *ext, int days)
+static void make_leaf(const char *name, const char *ca, const char *keyopt, const char *cn,
+                      const char *ext, int days)
 {
   sh("openssl req -new %s -nodes -keyout %s.key -out %s.csr -subj '/CN=%s'"
-     " -config openssl.cnf", keyopt, name, name, cn);
+     " -config openssl.cnf",
+     keyopt, name, name, cn);
   sh("openssl x509 -req -in %s.csr -CA %s.pem -CAkey %s.key -CAcreateserial"
      " -out %s.pem -days %d -extfile openssl.cnf -extensions %s",
      name, ca, ca, name, days, ext);
@@ -85,6 +103,15 @@ static int group_setup(void **state)
   make_leaf("short", "ca", EC_KEY, "localhost", "leaf_ext", 1);
   make_leaf("other", "ca2", EC_KEY, "localhost", "leaf_ext", 30);
   make_leaf("wrong", "ca", EC_KEY, "wrong.example", "wrong_ext", 30);
+  make_leaf("ip4", "ca", EC_KEY, "127.0.0.1", "ip4_ext", 30);
+  make_leaf("ip6", "ca", EC_KEY, "::1", "ip6_ext", 30);
+  make_leaf("ip2", "ca", EC_KEY, "127.0.0.1", "ip2_ext", 30);
+  make_leaf("dnsip", "ca", EC_KEY, "127.0.0.1", "dnsip_ext", 30);
+  make_leaf("mapped", "ca", EC_KEY, "127.0.0.1", "mapped_ext", 30);
+  make_leaf("nosan", "ca", EC_KEY, "127.0.0.1", "nosan_ext", 30);
+  sh("openssl x509 -in ec.pem -outform DER -out ec.der");
+  sh("openssl x509 -in nosan.pem -outform DER -out nosan.der");
+  sh("openssl x509 -in ip6.pem -outform DER -out ip6.der");
   f = fopen(path_of("empty.pem"), "w");
   assert_non_null(f);
   fputs("no PEM objects here\n", f);
@@ -147,8 +174,7 @@ static void shim_on_write(stream_t *inner, int status, void *arg)
   free(w);
 }
 
-static int shim_write(stream_t *s, const uv_buf_t *bufs, unsigned n,
-                      stream_write_cb cb, void *arg)
+static int shim_write(stream_t *s, const uv_buf_t *bufs, unsigned n, stream_write_cb cb, void *arg)
 {
   shim_t *sh = (shim_t *)s;
   if (sh->fail_writes)
@@ -181,7 +207,10 @@ static void shim_close(stream_t *s, stream_close_cb cb)
 }
 
 static const stream_vtbl_t shim_vtbl = {
-  shim_read_start, shim_read_stop, shim_write, shim_close,
+  shim_read_start,
+  shim_read_stop,
+  shim_write,
+  shim_close,
 };
 
 static shim_t *shim_new(stream_t *inner)
@@ -212,17 +241,17 @@ enum srv_mode {
 typedef struct {
   uv_loop_t loop;
   uv_tcp_t listener;
-  struct sockaddr_in addr;
+  struct sockaddr_storage addr; /* the listener's (IPv4 or IPv6) */
   enum srv_mode mode;
   tls_server_ctx_t *sctx;
-  shim_t *srv_shim;  /* the latest server connection's shim */
-  int srv_status;    /* terminal status the server's reader saw */
+  shim_t *srv_shim; /* the latest server connection's shim */
+  int srv_status;   /* terminal status the server's reader saw */
   size_t srv_bytes;
   int srv_open;
-  buf_t srv_in;       /* SRV_PIPELINE: input not echoed yet */
+  buf_t srv_in; /* SRV_PIPELINE: input not echoed yet */
   size_t srv_in_off;
   uv_timer_t srv_timer;
-  int srv_resumes;    /* read_start calls from srv_timer */
+  int srv_resumes; /* read_start calls from srv_timer */
 
   tls_client_ctx_t *cctx;
   const char *server_name;
@@ -243,14 +272,17 @@ typedef struct {
   int resumed[4];
   int echoed[4];
   buf_t got;
-  int cli_status;     /* terminal status the client's reader saw */
+  int cli_status; /* terminal status the client's reader saw */
   int write_status[2];
   int write_calls;
-  int late_write;     /* what a write returns after the stream ended */
+  int late_write; /* what a write returns after the stream ended */
   int closed;
 } fx_t;
 
-static fx_t *fx_of(stream_t *s) { return s->data; }
+static fx_t *fx_of(stream_t *s)
+{
+  return s->data;
+}
 
 /* -- server -- */
 
@@ -339,8 +371,7 @@ static void srv_on_read(stream_t *s, ssize_t n, const char *data)
     if (fx->srv_bytes >= fx->payload_len)
       stream_close(s, srv_on_closed);
     break;
-  default:
-    break;
+  default: break;
   }
 }
 
@@ -419,8 +450,7 @@ static void cli_send(fx_t *fx, stream_t *s)
     uv_buf_init((char *)fx->payload, (unsigned)a),
     uv_buf_init((char *)fx->payload + a, (unsigned)b),
   };
-  uv_buf_t w2 = uv_buf_init((char *)fx->payload + a + b,
-                            (unsigned)(fx->payload_len - a - b));
+  uv_buf_t w2 = uv_buf_init((char *)fx->payload + a + b, (unsigned)(fx->payload_len - a - b));
   int r1 = stream_write(s, w1, 2, cli_on_write, fx);
   int r2 = stream_write(s, &w2, 1, cli_on_write, fx);
   /* A write fails at once only when the stream already failed (the error
@@ -503,6 +533,13 @@ static void cli_on_hs(stream_t *s, int status, void *arg)
   }
 }
 
+static unsigned fx_port(const fx_t *fx)
+{
+  if (fx->addr.ss_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)&fx->addr)->sin6_port);
+  return ntohs(((const struct sockaddr_in *)&fx->addr)->sin_port);
+}
+
 static void on_connect(stream_t *tcp, int status, void *arg)
 {
   fx_t *fx = arg;
@@ -513,8 +550,7 @@ static void on_connect(stream_t *tcp, int status, void *arg)
     sh->fail_writes = fx->cli_shim == 2;
     tcp = &sh->s;
   }
-  stream_t *s = tls_client_wrap(fx->cctx, tcp, fx->server_name,
-                                ntohs(fx->addr.sin_port), cli_on_hs, fx);
+  stream_t *s = tls_client_wrap(fx->cctx, tcp, fx->server_name, fx_port(fx), cli_on_hs, fx);
   assert_non_null(s);
   s->data = fx;
   assert_int_equal(stream_read_start(s, cli_on_read), 0);
@@ -532,17 +568,16 @@ static void start_client(fx_t *fx)
     tls_client_ctx_forget_sessions(fx->cctx);
   stream_t *tcp = stream_tcp_new(&fx->loop);
   assert_non_null(tcp);
-  assert_int_equal(stream_tcp_connect(tcp, (struct sockaddr *)&fx->addr,
-                                      on_connect, fx), 0);
+  assert_int_equal(stream_tcp_connect(tcp, (struct sockaddr *)&fx->addr, on_connect, fx), 0);
 }
 
-static void fx_init(fx_t *fx, const char *chain, const char *key,
-                    enum srv_mode mode)
+static void fx_init(fx_t *fx, const char *chain, const char *key, enum srv_mode mode)
 {
   memset(fx, 0, sizeof *fx);
   assert_int_equal(uv_loop_init(&fx->loop), 0);
   assert_int_equal(uv_tcp_init(&fx->loop, &fx->listener), 0);
-  assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &fx->addr), 0);
+  if (uv_ip4_addr(g_listen_ip, 0, (struct sockaddr_in *)&fx->addr) != 0)
+    assert_int_equal(uv_ip6_addr(g_listen_ip, 0, (struct sockaddr_in6 *)&fx->addr), 0);
   assert_int_equal(uv_tcp_bind(&fx->listener, (struct sockaddr *)&fx->addr, 0), 0);
   int len = sizeof fx->addr;
   assert_int_equal(uv_tcp_getsockname(&fx->listener, (struct sockaddr *)&fx->addr, &len), 0);
@@ -582,8 +617,7 @@ static void fx_done(fx_t *fx)
 
 /* ---- tests --------------------------------------------------------------- */
 
-static void echo_test(const char *chain, const char *key, size_t len,
-                      int write_on_timer)
+static void echo_test(const char *chain, const char *key, size_t len, int write_on_timer)
 {
   fx_t fx;
   fx_init(&fx, chain, key, SRV_ECHO);
@@ -740,6 +774,122 @@ static void test_hostname(void **state)
   fx_init(&fx, "wrong.pem", "wrong.key", SRV_ECHO);
   fail_test(&fx, GRANTD_ETLS_HOSTNAME);
   fx_done(&fx);
+}
+
+/* ---- IP-address hosts ------------------------------------------------- */
+
+/* One handshake to server_name over g_listen_ip, against chain; want is the
+ * client's handshake status. */
+static void ip_case(const char *listen, const char *server_name, const char *leaf, int want)
+{
+  char chain[64], key[64];
+  snprintf(chain, sizeof chain, "%s.pem", leaf);
+  snprintf(key, sizeof key, "%s.key", leaf);
+  g_listen_ip = listen;
+  fx_t fx;
+  fx_init(&fx, chain, key, SRV_ECHO);
+  g_listen_ip = "127.0.0.1";
+  fx.server_name = server_name;
+  if (want == 0) {
+    fx_run(&fx, 1);
+    assert_int_equal(fx.hs_status[0], 0);
+    assert_true(fx.echoed[0]);
+  } else {
+    fail_test(&fx, want);
+  }
+  fx_done(&fx);
+}
+
+static void test_ip_san_v4(void **state)
+{
+  (void)state;
+  ip_case("127.0.0.1", "127.0.0.1", "ip4", 0); /* IP:127.0.0.1 only */
+  ip_case("127.0.0.1", "127.0.0.1", "ec", 0);  /* DNS:localhost + IP:127.0.0.1 */
+  ip_case("127.0.0.1", "localhost", "ec", 0);  /* names still by DNS SAN */
+  ip_case("127.0.0.1", "localhost", "ip4", GRANTD_ETLS_HOSTNAME);
+  /* Same strictness as names: no other address, no CN or dNSName spelling
+   * the address, no IPv4-mapped form, no SAN at all -> tls_hostname. */
+  ip_case("127.0.0.1", "127.0.0.1", "ip2", GRANTD_ETLS_HOSTNAME);
+  ip_case("127.0.0.1", "127.0.0.1", "dnsip", GRANTD_ETLS_HOSTNAME);
+  ip_case("127.0.0.1", "127.0.0.1", "mapped", GRANTD_ETLS_HOSTNAME);
+  ip_case("127.0.0.1", "127.0.0.1", "nosan", GRANTD_ETLS_HOSTNAME);
+  ip_case("127.0.0.1", "127.0.0.1", "ip6", GRANTD_ETLS_HOSTNAME);
+}
+
+static void test_ip_san_v6(void **state)
+{
+  (void)state;
+  ip_case("::1", "::1", "ip6", 0);
+  ip_case("::1", "0:0:0:0:0:0:0:1", "ip6", 0); /* any spelling of ::1 */
+  ip_case("::1", "::1", "ec", GRANTD_ETLS_HOSTNAME);
+  ip_case("::1", "::1", "ip2", GRANTD_ETLS_HOSTNAME);
+  ip_case("::1", "::1", "dnsip", GRANTD_ETLS_HOSTNAME);
+}
+
+/* The chain is still validated in full for IP hosts. */
+static void test_ip_chain_still_validated(void **state)
+{
+  (void)state;
+  ip_case("127.0.0.1", "127.0.0.1", "other", GRANTD_ETLS_UNTRUSTED);
+  fx_t fx;
+  fx_init(&fx, "short.pem", "short.key", SRV_ECHO);
+  fx.server_name = "127.0.0.1";
+  tls_client_ctx_set_time(fx.cctx, (int64_t)time(NULL) + 3 * 86400);
+  fail_test(&fx, GRANTD_ETLS_EXPIRED);
+  fx_done(&fx);
+  /* Resumption works for IP hosts too (the session key is address:port). */
+  fx_init(&fx, "ip4.pem", "ip4.key", SRV_ECHO);
+  fx.server_name = "127.0.0.1";
+  fx.write_after_hs = 1;
+  fx_run(&fx, 2);
+  assert_int_equal(fx.hs_status[1], 0);
+  assert_int_equal(fx.resumed[1], 1);
+  fx_done(&fx);
+}
+
+static unsigned char *read_der(const char *name, size_t *len)
+{
+  FILE *f = fopen(path_of(name), "rb");
+  assert_non_null(f);
+  unsigned char *b = xmalloc(8192);
+  *len = fread(b, 1, 8192, f);
+  fclose(f);
+  assert_true(*len > 100 && *len < 8192);
+  return b;
+}
+
+/* The DER reader on real certificates and on every truncation of one. */
+static void test_ip_san_decoder(void **state)
+{
+  (void)state;
+  static const uint8_t lo4[4] = {127, 0, 0, 1}, two4[4] = {127, 0, 0, 2};
+  static const uint8_t lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  size_t n;
+  unsigned char *der = read_der("ec.der", &n);
+  assert_int_equal(x509_ip_san_match(der, n, lo4, 4), 1);
+  assert_int_equal(x509_ip_san_match(der, n, two4, 4), 0);
+  assert_int_equal(x509_ip_san_match(der, n, lo6, 16), 0);
+  for (size_t cut = 0; cut < n; cut++)
+    assert_int_equal(x509_ip_san_match(der, cut, lo4, 4), -1);
+  /* A length byte claiming more than there is. */
+  unsigned char saved = der[1];
+  der[1] = 0x84;
+  assert_int_equal(x509_ip_san_match(der, n, lo4, 4), -1);
+  der[1] = saved;
+  free(der);
+  der = read_der("ip6.der", &n);
+  assert_int_equal(x509_ip_san_match(der, n, lo6, 16), 1);
+  assert_int_equal(x509_ip_san_match(der, n, lo4, 4), 0);
+  free(der);
+  der = read_der("nosan.der", &n);
+  assert_int_equal(x509_ip_san_match(der, n, lo4, 4), 0);
+  free(der);
+  uint8_t ip[16];
+  assert_int_equal(x509_ip_parse_host("10.0.3.7", ip), 4);
+  assert_int_equal(x509_ip_parse_host("fe80::1", ip), 16);
+  assert_int_equal(x509_ip_parse_host("localhost", ip), 0);
+  assert_int_equal(x509_ip_parse_host("127.1", ip), 0);
+  assert_int_equal(x509_ip_parse_host(NULL, ip), 0);
 }
 
 static void test_expired(void **state)
@@ -918,6 +1068,10 @@ int main(void)
     cmocka_unit_test(test_untrusted),
     cmocka_unit_test(test_hostname),
     cmocka_unit_test(test_expired),
+    cmocka_unit_test(test_ip_san_v4),
+    cmocka_unit_test(test_ip_san_v6),
+    cmocka_unit_test(test_ip_chain_still_validated),
+    cmocka_unit_test(test_ip_san_decoder),
     cmocka_unit_test(test_not_tls),
     cmocka_unit_test(test_close_notify_is_eof),
     cmocka_unit_test(test_truncation),

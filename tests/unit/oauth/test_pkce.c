@@ -14,17 +14,14 @@ static void test_rfc7636_appendix_b(void **state)
 {
   (void)state;
   buf_t b = BUF_INIT;
-  assert_int_equal(
-    pkce_challenge_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", &b), 0);
+  assert_int_equal(pkce_challenge_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", &b), 0);
   assert_string_equal(buf_cstr(&b), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
   assert_int_equal(b.len, PKCE_CHALLENGE_LEN);
   /* The challenge appends: a prefix already in the buffer is kept. */
   buf_reset(&b);
   buf_puts(&b, "x=");
-  assert_int_equal(
-    pkce_challenge_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", &b), 0);
-  assert_string_equal(buf_cstr(&b),
-                      "x=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+  assert_int_equal(pkce_challenge_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", &b), 0);
+  assert_string_equal(buf_cstr(&b), "x=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
   buf_free(&b);
 }
 
@@ -47,8 +44,8 @@ static void test_challenge_128_chars(void **state)
 static void check_b64url_charset(const char *s)
 {
   for (; *s; s++)
-    assert_true((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-                (*s >= '0' && *s <= '9') || *s == '-' || *s == '_');
+    assert_true((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+                *s == '-' || *s == '_');
 }
 
 static void test_verifier_shape(void **state)
@@ -143,10 +140,8 @@ static void test_verifier_valid(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_rfc7636_appendix_b),
-    cmocka_unit_test(test_challenge_128_chars),
-    cmocka_unit_test(test_verifier_shape),
-    cmocka_unit_test(test_state_shape),
+    cmocka_unit_test(test_rfc7636_appendix_b), cmocka_unit_test(test_challenge_128_chars),
+    cmocka_unit_test(test_verifier_shape),     cmocka_unit_test(test_state_shape),
     cmocka_unit_test(test_verifier_valid),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,10 +20,11 @@
 #include "base/json.h"
 #include "base/mem.h"
 #include "base/url.h"
+#include "net/addr_policy.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "oauth/pkce.h"
-#include "service/svc_int.h"
+#include "service/internal.h"
 #include "store/store.h"
 
 #define ISSUER_PATH "/tenant"
@@ -40,7 +41,7 @@ enum { WK_OAUTH, WK_OIDC, WK_MISMATCH, WK_NONE, WK_HTML };
 typedef struct {
   int token_mode;
   int token_calls;
-  char token_body[2048];       /* the last token request's body */
+  char token_body[2048]; /* the last token request's body */
   int revoke_mode;
   int revoke_calls;
   char revoke_hint[4][32];
@@ -48,7 +49,7 @@ typedef struct {
   int wk_mode;
   int wk_oauth_calls;
   int wk_oidc_calls;
-  char base[64];               /* http://127.0.0.1:port */
+  char base[64]; /* http://127.0.0.1:port */
 } mock_t;
 
 static mock_t mock;
@@ -65,10 +66,13 @@ static void serve_doc(http_req_t *req, const char *issuer, bool s256)
            "{\"issuer\":\"%s\",\"authorization_endpoint\":\"%s/authorize\","
            "\"token_endpoint\":\"%s/token\",\"revocation_endpoint\":\"%s/revoke\","
            "\"code_challenge_methods_supported\":[%s],"
-           "\"token_endpoint_auth_methods_supported\":[%s]}",
+           "\"token_endpoint_auth_methods_supported\":[%s],"
+           "\"authorization_response_iss_parameter_supported\":%s}",
            issuer, mock.base, mock.base, mock.base, s256 ? "\"plain\",\"S256\"" : "\"plain\"",
            s256 ? "\"client_secret_basic\",\"client_secret_post\""
-                : "\"client_secret_post\",\"private_key_jwt\"");
+                : "\"client_secret_post\",\"private_key_jwt\"",
+           /* A JSON string "true" is not the boolean: it does not count. */
+           s256 ? "true" : "\"true\"");
   respond_json(req, 200, doc);
 }
 
@@ -150,6 +154,7 @@ typedef struct {
 } fx_t;
 
 static fx_t fx;
+static addr_policy_t *fx_policy;
 
 static void run_until(int *flag)
 {
@@ -178,7 +183,12 @@ static int setup(void **state)
   http_server_opts_t hso = {.handler = mock_handler};
   assert_int_equal(http_server_start(&fx.loop, &hso, &fx.srv), 0);
   snprintf(mock.base, sizeof mock.base, "http://127.0.0.1:%u", http_server_port(fx.srv));
-  http_client_opts_t co = {.allow_insecure_http = 1};
+  /* The mock listens on loopback: opt in exactly as an operator would
+   * (--allow-endpoint-cidr 127.0.0.0/8,::1/128). */
+  char perr[256];
+  fx_policy = addr_policy_new();
+  assert_int_equal(addr_policy_add_cidrs(fx_policy, "127.0.0.0/8,::1/128", perr, sizeof perr), 0);
+  http_client_opts_t co = {.allow_insecure_http = 1, .endpoint_policy = fx_policy};
   fx.http = http_client_new(&fx.loop, &co);
   svc_opts_t o = {
     .loop = &fx.loop,
@@ -200,6 +210,8 @@ static int teardown(void **state)
   done = 0;
   http_client_close(fx.http, flag_cb, &done);
   run_until(&done);
+  addr_policy_free(fx_policy);
+  fx_policy = NULL;
   done = 0;
   http_server_close(fx.srv, 0, flag_cb, &done);
   run_until(&done);
@@ -735,6 +747,129 @@ static void test_callback_wrong_iss(void **state)
   free(st);
 }
 
+/* RFC 9207 advertised: a response without iss is refused like a wrong
+ * one, before any code exchange; the right iss is accepted. */
+static void test_callback_missing_iss_when_advertised(void **state)
+{
+  (void)state;
+  provider_t *p = new_provider("acme");
+  p->issuer = xstrdup("https://issuer.example.com");
+  p->iss_param_supported = true;
+  put_provider(p);
+  put_conn("c1", "acme", GRANT_AUTHORIZATION_CODE);
+  char *st = authorize("c1", NULL);
+  kvlist_t q = {0};
+  kvlist_push(&q, "code", "c");
+  kvlist_push(&q, "state", st);
+  cb_res_t x;
+  assert_int_equal(callback(&q, &x), 0);
+  assert_string_equal(x.error, "issuer_mismatch");
+  cb_res_free(&x);
+  assert_int_equal(mock.token_calls, 0);
+  conn_t c;
+  get_conn("c1", &c);
+  assert_int_equal(c.status, CONN_PENDING);
+  assert_string_equal(c.last_error_code, "issuer_mismatch");
+  assert_non_null(strstr(c.last_error_message, "has no iss"));
+  conn_free(&c);
+  kvlist_free(&q);
+  free(st);
+
+  /* An error response without iss is refused the same way. */
+  st = authorize("c1", NULL);
+  kvlist_push(&q, "error", "access_denied");
+  kvlist_push(&q, "state", st);
+  assert_int_equal(callback(&q, &x), 0);
+  assert_string_equal(x.error, "issuer_mismatch");
+  cb_res_free(&x);
+  kvlist_free(&q);
+  free(st);
+
+  st = authorize("c1", NULL);
+  kvlist_push(&q, "code", "c");
+  kvlist_push(&q, "state", st);
+  kvlist_push(&q, "iss", "https://issuer.example.com");
+  assert_int_equal(callback(&q, &x), 0);
+  assert_null(x.error);
+  cb_res_free(&x);
+  assert_int_equal(mock.token_calls, 1);
+  get_conn("c1", &c);
+  assert_int_equal(c.status, CONN_ACTIVE);
+  conn_free(&c);
+  kvlist_free(&q);
+  free(st);
+}
+
+static void flushed_cb(void *arg, int status)
+{
+  assert_int_equal(status, 0);
+  *(int *)arg = 1;
+}
+
+static int state_exists(const char *st)
+{
+  state_rec_t rec;
+  int rc = store_state_get(fx.store, st, &rec);
+  if (rc == 0)
+    state_rec_free(&rec);
+  assert_true(rc == 0 || rc == GRANTD_ENOT_FOUND);
+  return rc == 0;
+}
+
+/* Expired states are deleted by bounded sweep steps that walk the states
+ * from where the last one stopped; live ones stay. */
+static void test_state_sweep(void **state)
+{
+  (void)state;
+  std_setup();
+  clock_set_fake(clock_now_ms());
+  enum { N = 5 };
+  char *old[N];
+  for (int i = 0; i < N; i++)
+    old[i] = authorize("c1", NULL);
+  fx.svc->opts.state_sweep_max = 2;
+  /* Nothing has expired yet: a full round deletes nothing. */
+  for (int i = 0; i < 3; i++)
+    svc__sweep_step(fx.svc);
+  assert_null(fx.svc->sweep_cursor); /* the round ended */
+  for (int i = 0; i < N; i++)
+    assert_true(state_exists(old[i]));
+
+  clock_advance_fake(SVC_DEFAULT_STATE_TTL_MS + 1);
+  char *fresh = authorize("c1", NULL);
+  int left = N;
+  for (int step = 0; step < 3; step++) {
+    svc__sweep_step(fx.svc);
+    int now_left = 0;
+    for (int i = 0; i < N; i++)
+      now_left += state_exists(old[i]);
+    /* At most max states are looked at per step (the fresh one among them
+     * in key order). */
+    assert_true(left - now_left <= 2);
+    left = now_left;
+  }
+  assert_int_equal(left, 0);
+  assert_true(state_exists(fresh));
+  assert_null(fx.svc->sweep_cursor);
+  /* The deletions are committed like any write. */
+  int done = 0;
+  assert_int_equal(store_flush(fx.store, flushed_cb, &done), 0);
+  run_until(&done);
+  for (int i = 0; i < N; i++)
+    assert_false(state_exists(old[i]));
+  /* A callback with a swept state is an unknown state. */
+  kvlist_t q = {0};
+  kvlist_push(&q, "code", "c");
+  kvlist_push(&q, "state", old[0]);
+  cb_res_t x;
+  assert_int_equal(callback(&q, &x), GRANTD_EBAD_STATE);
+  cb_res_free(&x);
+  kvlist_free(&q);
+  for (int i = 0; i < N; i++)
+    free(old[i]);
+  free(fresh);
+}
+
 static void test_callback_code_rejected(void **state)
 {
   (void)state;
@@ -955,10 +1090,11 @@ static void test_discovery_rfc8414(void **state)
   snprintf(url, sizeof url, "%s/authorize", mock.base);
   assert_string_equal(p.authorize_url, url);
   assert_string_equal(p.revoke_url, "http://127.0.0.1:1/explicit-revoke"); /* explicit wins */
-  assert_false(p.pkce); /* only "plain" listed */
+  assert_false(p.pkce);                                                    /* only "plain" listed */
   assert_int_equal(p.pkce_methods.n, 1);
   assert_int_equal(p.client_auth, CLIENT_AUTH_POST); /* basic not supported */
   assert_int_equal(p.auth_methods.n, 2);
+  assert_false(p.iss_param_supported);
   provider_free(&p);
 }
 
@@ -978,6 +1114,7 @@ static void test_discovery_oidc_fallback(void **state)
   assert_string_equal(p.revoke_url, url);
   assert_true(p.pkce);
   assert_int_equal(p.client_auth, CLIENT_AUTH_BASIC);
+  assert_true(p.iss_param_supported); /* RFC 9207 advertised */
   provider_free(&p);
 
   /* Not JSON at the first location: the second is tried (404 there). */
@@ -1151,6 +1288,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_callback_expired_unknown_missing, setup, teardown),
     cmocka_unit_test_setup_teardown(test_callback_access_denied, setup, teardown),
     cmocka_unit_test_setup_teardown(test_callback_wrong_iss, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_state_sweep, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_callback_missing_iss_when_advertised, setup, teardown),
     cmocka_unit_test_setup_teardown(test_callback_code_rejected, setup, teardown),
     cmocka_unit_test_setup_teardown(test_callback_provider_down, setup, teardown),
     cmocka_unit_test_setup_teardown(test_callback_connection_deleted, setup, teardown),

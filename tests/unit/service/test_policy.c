@@ -15,7 +15,7 @@
 #include "base/err.h"
 #include "service/policy.h"
 
-#define S 1000LL          /* ms per second */
+#define S 1000LL           /* ms per second */
 #define T0 1700000000000LL /* a plausible "now" */
 
 static uint64_t rng_next(uint64_t *s)
@@ -48,14 +48,14 @@ static void test_lead_table(void **state)
     int64_t lead_min_s, lead_max_s; /* provider settings, 0 = default */
     int64_t lifetime_ms, want_ms;
   } cases[] = {
-    {0, 0, 3600 * S, 900 * S},       /* lifetime/4 == max */
-    {0, 0, 7200 * S, 900 * S},       /* capped at max */
+    {0, 0, 3600 * S, 900 * S}, /* lifetime/4 == max */
+    {0, 0, 7200 * S, 900 * S}, /* capped at max */
     {0, 0, 86400 * S, 900 * S},
-    {0, 0, 1200 * S, 300 * S},       /* lifetime/4 in range */
-    {0, 0, 240 * S, 60 * S},         /* lifetime/4 == min */
-    {0, 0, 200 * S, 60 * S},         /* raised to min */
-    {0, 0, 120 * S, 60 * S},         /* boundary: 2 * min, both rules agree */
-    {0, 0, 119 * S, 59500},          /* tiny: half-life */
+    {0, 0, 1200 * S, 300 * S}, /* lifetime/4 in range */
+    {0, 0, 240 * S, 60 * S},   /* lifetime/4 == min */
+    {0, 0, 200 * S, 60 * S},   /* raised to min */
+    {0, 0, 120 * S, 60 * S},   /* boundary: 2 * min, both rules agree */
+    {0, 0, 119 * S, 59500},    /* tiny: half-life */
     {0, 0, 10 * S, 5 * S},
     {0, 0, 1, 0},
     {0, 0, 0, 0},
@@ -64,8 +64,8 @@ static void test_lead_table(void **state)
     {10, 100, 200 * S, 50 * S},
     {10, 100, 30 * S, 10 * S},
     {10, 100, 15 * S, 7500},
-    {300, 100, 3600 * S, 300 * S},   /* max < min: min wins */
-    {-1, -1, 3600 * S, 900 * S},     /* negative = default */
+    {300, 100, 3600 * S, 300 * S},              /* max < min: min wins */
+    {-1, -1, 3600 * S, 900 * S},                /* negative = default */
     {INT64_MAX, INT64_MAX, 3600 * S, 1800 * S}, /* clamped, no overflow */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -100,8 +100,7 @@ static void test_next_refresh_known_expiry(void **state)
   /* unknown issued_at: lifetime measured from now (1200 s -> lead 300 s) */
   assert_int_equal(policy_next_refresh(now + 2400 * S, 0, exp, true, &p, 0), exp - 300 * S);
   /* bogus issued_at (after expiry) is treated as unknown */
-  assert_int_equal(policy_next_refresh(now + 2400 * S, exp + 1, exp, true, &p, 0),
-                   exp - 300 * S);
+  assert_int_equal(policy_next_refresh(now + 2400 * S, exp + 1, exp, true, &p, 0), exp - 300 * S);
   /* never before now: issued long ago, expiring in 10 s */
   assert_int_equal(policy_next_refresh(now, now - 36000 * S, now + 10 * S, true, &p, 0), now);
   /* already expired */
@@ -109,8 +108,7 @@ static void test_next_refresh_known_expiry(void **state)
   assert_int_equal(policy_next_refresh(now, 0, now, true, &p, 0), now);
   /* tiny lifetime: 60 s token refreshed at 30 s (minus up to 3 s) */
   assert_int_equal(policy_next_refresh(now, now, now + 60 * S, true, &p, 0), now + 30 * S);
-  assert_int_equal(policy_next_refresh(now, now, now + 60 * S, true, &p, 3 * S),
-                   now + 27 * S);
+  assert_int_equal(policy_next_refresh(now, now, now + 60 * S, true, &p, 3 * S), now + 27 * S);
   /* NULL provider = defaults */
   assert_int_equal(policy_next_refresh(now, now, exp, true, NULL, 0), exp - 900 * S);
 }
@@ -237,20 +235,20 @@ static void test_refresh_on_read(void **state)
     int64_t now, expires_at, min_ttl;
     bool want;
   } cases[] = {
-    {T0, 0, 0, false},               /* unknown expiry */
+    {T0, 0, 0, false}, /* unknown expiry */
     {T0, 0, 3600 * S, false},
     {T0, T0 + 60 * S, 0, false},
     {T0, T0 + 60 * S, 30 * S, false},
     {T0, T0 + 60 * S, 60 * S, false}, /* exactly enough */
     {T0, T0 + 60 * S, 60 * S + 1, true},
-    {T0, T0, 0, true},               /* expires now */
-    {T0, T0 - 1, 0, true},           /* expired */
-    {T0, T0 + 1, -100, false},       /* negative min_ttl = 0 */
+    {T0, T0, 0, true},         /* expires now */
+    {T0, T0 - 1, 0, true},     /* expired */
+    {T0, T0 + 1, -100, false}, /* negative min_ttl = 0 */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-    assert_int_equal(policy_should_refresh_on_read(cases[i].now, cases[i].expires_at,
-                                                   cases[i].min_ttl),
-                     cases[i].want);
+    assert_int_equal(
+      policy_should_refresh_on_read(cases[i].now, cases[i].expires_at, cases[i].min_ttl),
+      cases[i].want);
 }
 
 static void test_ratelimit_init(void **state)
@@ -359,11 +357,11 @@ static void test_ratelimit_reconfig(void **state)
   assert_int_equal(ratelimit_take(&rl, T0 + 5), 998);    /* T0+3 leaves at +1003 */
   assert_int_equal(ratelimit_take(&rl, T0 + 1002), 1);
   assert_int_equal(ratelimit_take(&rl, T0 + 1003), 0);
-  assert_int_equal(ratelimit_take(&rl, T0 + 1003), 1);   /* T0+4 leaves at +1004 */
-  assert_int_equal(ratelimit_reconfig(&rl, 2, 100), 0);  /* shorter window */
-  assert_int_equal(ratelimit_take(&rl, T0 + 1004), 0);   /* only T0+1003 in it */
+  assert_int_equal(ratelimit_take(&rl, T0 + 1003), 1);  /* T0+4 leaves at +1004 */
+  assert_int_equal(ratelimit_reconfig(&rl, 2, 100), 0); /* shorter window */
+  assert_int_equal(ratelimit_take(&rl, T0 + 1004), 0);  /* only T0+1003 in it */
   assert_int_equal(ratelimit_take(&rl, T0 + 1004), 99);
-  assert_int_equal(ratelimit_reconfig(&rl, 0, 0), 0);    /* unlimited */
+  assert_int_equal(ratelimit_reconfig(&rl, 0, 0), 0); /* unlimited */
   assert_null(rl.ring);
   assert_int_equal(ratelimit_take(&rl, T0 + 1104), 0);
   ratelimit_free(&rl);

@@ -20,9 +20,10 @@
 #include "base/mem.h"
 #include "base/metrics.h"
 #include "base/url.h"
+#include "net/addr_policy.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
-#include "service/svc_int.h"
+#include "service/internal.h"
 #include "store/store.h"
 
 /* The connect-flow hooks live in files another helper writes; weak
@@ -52,8 +53,8 @@ enum { MOCK_OK, MOCK_500, MOCK_INVALID_GRANT, MOCK_INVALID_CLIENT, MOCK_HOLD, MO
 typedef struct {
   int mode;
   int expires_in;
-  int rotate;            /* issue a new refresh token on each refresh */
-  int requests;          /* token requests received */
+  int rotate;   /* issue a new refresh token on each refresh */
+  int requests; /* token requests received */
   int refresh_grants;
   int cc_grants;
   int replays;           /* refresh tokens presented that were not current */
@@ -62,8 +63,8 @@ typedef struct {
   http_req_t *held;      /* MOCK_HOLD: the first request waiting */
   http_req_t *queue[16]; /* MOCK_HOLD: every request waiting, in order */
   int nheld;
-  int outstanding;       /* held and not released yet */
-  int max_outstanding;   /* most requests held at once */
+  int outstanding;     /* held and not released yet */
+  int max_outstanding; /* most requests held at once */
 } mock_t;
 
 static mock_t mock;
@@ -78,8 +79,8 @@ static void mock_answer_ok(http_req_t *req, const char *grant)
     snprintf(rt, sizeof rt, ",\"refresh_token\":\"%s\"", mock.current_rt);
   }
   snprintf(body, sizeof body,
-           "{\"access_token\":\"at%d\",\"token_type\":\"bearer\",\"expires_in\":%d%s}",
-           mock.issued, mock.expires_in, rt);
+           "{\"access_token\":\"at%d\",\"token_type\":\"bearer\",\"expires_in\":%d%s}", mock.issued,
+           mock.expires_in, rt);
   http_respond(req, 200, "application/json", body, strlen(body));
 }
 
@@ -105,9 +106,7 @@ static void mock_handler(http_req_t *req, void *arg)
   form_free(&f);
   const char *e = NULL;
   switch (mock.mode) {
-  case MOCK_500:
-    http_respond(req, 500, "text/plain", "oops", 4);
-    return;
+  case MOCK_500: http_respond(req, 500, "text/plain", "oops", 4); return;
   case MOCK_INVALID_GRANT:
     e = "{\"error\":\"invalid_grant\",\"error_description\":\"revoked\"}";
     http_respond(req, 400, "application/json", e, strlen(e));
@@ -127,8 +126,7 @@ static void mock_handler(http_req_t *req, void *arg)
     e = "{\"error\":\"slow_down\"}";
     http_respond_ex(req, 429, "application/json", e, strlen(e), "Retry-After: 30\r\n");
     return;
-  default:
-    mock_answer_ok(req, g);
+  default: mock_answer_ok(req, g);
   }
 }
 
@@ -146,6 +144,7 @@ typedef struct {
 } fx_t;
 
 static fx_t fx;
+static addr_policy_t *fx_policy;
 
 static void run_until(int *flag)
 {
@@ -220,7 +219,12 @@ static int setup(void **state)
   assert_int_equal(http_server_start(&fx.loop, &so, &fx.srv), 0);
   snprintf(fx.token_url, sizeof fx.token_url, "http://127.0.0.1:%u/token",
            http_server_port(fx.srv));
-  http_client_opts_t co = {.allow_insecure_http = 1};
+  /* The mock listens on loopback: opt in exactly as an operator would
+   * (--allow-endpoint-cidr 127.0.0.0/8,::1/128). */
+  char perr[256];
+  fx_policy = addr_policy_new();
+  assert_int_equal(addr_policy_add_cidrs(fx_policy, "127.0.0.0/8,::1/128", perr, sizeof perr), 0);
+  http_client_opts_t co = {.allow_insecure_http = 1, .endpoint_policy = fx_policy};
   fx.http = http_client_new(&fx.loop, &co);
   assert_int_equal(svc_open_fx(), 0);
   return 0;
@@ -239,6 +243,8 @@ static int teardown(void **state)
   int done = 0;
   http_client_close(fx.http, flag_cb, &done);
   run_until(&done);
+  addr_policy_free(fx_policy);
+  fx_policy = NULL;
   done = 0;
   http_server_close(fx.srv, 0, flag_cb, &done);
   run_until(&done);
@@ -591,7 +597,7 @@ static void make_overdue(const char *id)
   run_until(&done);
 }
 
-/* Issue 5 crash safety: a connection that was due at start-up (a refresh
+/* Crash safety: a connection that was due at start-up (a refresh
  * of it may have been in flight when the previous process died) whose
  * first refresh after the restart gets invalid_grant is reported as
  * refresh_token_lost_in_restart (the provider's words kept), also after a
@@ -1087,7 +1093,7 @@ static void test_read_not_blocked_by_refresh(void **state)
   assert_int_equal(svc_conn_refresh(fx.svc, "c1", conn_cb, &f), 0);
   while (mock.held == NULL)
     uv_run(&fx.loop, UV_RUN_ONCE);
-  assert_int_equal(svc__entry_find(fx.svc, "c1")->op->phase, SVC_PHASE_REQUEST);
+  assert_int_equal(svc__entry_find(fx.svc, "c1")->op->state, SVC_OP_SENDING);
   res_t r = {0}, j = {0};
   assert_int_equal(svc_conn_token(fx.svc, "c1", 0, conn_cb, &r), 0);
   assert_int_equal(svc_conn_token(fx.svc, "c1", 7200 * 1000, conn_cb, &j), 0);
@@ -1166,8 +1172,8 @@ static void test_read_failure_keeps_schedule(void **state)
   res_free(&r);
 }
 
-static int put_faults;    /* commits that fail from now on (-1 = all) */
-static int put_attempts;  /* commits tried while the fault is installed */
+static int put_faults;   /* commits that fail from now on (-1 = all) */
+static int put_attempts; /* commits tried while the fault is installed */
 
 static int faulty_put(store_t *s, const conn_t *c, store_cb cb, void *arg)
 {
@@ -1198,7 +1204,7 @@ static void test_rotated_token_commit_retry(void **state)
   res_free(&r);
   conn_entry_t *e = svc__entry_find(fx.svc, "c1");
   assert_non_null(e->op);
-  assert_true(e->op->commit_retry);
+  assert_int_equal(e->op->state, SVC_OP_RETRY_WAIT);
   /* A read is served at once from the stored record. */
   assert_int_equal(svc_conn_token(fx.svc, "c1", 0, conn_cb, &r), 0);
   run_until(&r.done);

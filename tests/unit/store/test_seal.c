@@ -25,9 +25,9 @@ static size_t unhex(const char *h, uint8_t *out)
   return n;
 }
 
-static const uint8_t key_a[SEAL_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-                                            17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
-                                            30, 31, 32};
+static const uint8_t key_a[SEAL_KEY_LEN] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                            12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                            23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 static const uint8_t key_b[SEAL_KEY_LEN] = {99};
 
 typedef struct {
@@ -274,7 +274,8 @@ static void test_key_parse(void **state)
   uint8_t k[32], want[32];
   for (int i = 0; i < 32; i++)
     want[i] = (uint8_t)(0xf0 + (i & 0x0f));
-  assert_int_equal(seal_key_parse("f0f1f2f3f4f5f6f7f8f9fafbfcfdfefff0f1f2f3f4f5f6f7f8f9FAFBFCFDFEFF\n", k), 0);
+  assert_int_equal(
+    seal_key_parse("f0f1f2f3f4f5f6f7f8f9fafbfcfdfefff0f1f2f3f4f5f6f7f8f9FAFBFCFDFEFF\n", k), 0);
   assert_memory_equal(k, want, 32);
   /* base64 of the same 32 bytes: padded standard and unpadded url forms. */
   assert_int_equal(seal_key_parse("  8PHy8/T19vf4+fr7/P3+//Dx8vP09fb3+Pn6+/z9/v8=", k), 0);
@@ -285,20 +286,95 @@ static void test_key_parse(void **state)
   assert_int_equal(seal_key_parse("f0f1", k), GRANTD_EINVALID);
   assert_int_equal(seal_key_parse("8PHy8/T19vf4+fr7/P3+//Dx8vP09fb3+Pn6+/z9/v8A", k),
                    GRANTD_EINVALID); /* 33 bytes */
-  assert_int_equal(seal_key_parse("g0f1f2f3f4f5f6f7f8f9fafbfcfdfefff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", k),
-                   GRANTD_EINVALID);
+  assert_int_equal(
+    seal_key_parse("g0f1f2f3f4f5f6f7f8f9fafbfcfdfefff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", k),
+    GRANTD_EINVALID);
   uint8_t zero[32] = {0};
   assert_memory_equal(k, zero, 32); /* wiped on failure */
+}
+
+static void parse_bad(const char *text, const char *mentions)
+{
+  seal_keyring_t *kr = (seal_keyring_t *)0x1;
+  char err[300] = "";
+  assert_int_equal(seal_keyring_parse(text, strlen(text), &kr, err, sizeof err), GRANTD_EINVALID);
+  assert_ptr_equal(kr, (seal_keyring_t *)0x1);
+  if (strstr(err, mentions) == NULL)
+    fail_msg("error '%s' does not mention '%s'", err, mentions);
+  assert_null(strstr(err, "1111111111"));
+}
+
+/* ID:KEY lists: commas or lines, comments, the first is current, hex and
+ * base64 keys; and every malformed form refused without quoting a key. */
+static void test_keyring_parse(void **state)
+{
+  (void)state;
+  const char *hex1 = "1111111111111111111111111111111111111111111111111111111111111111";
+  const char *b64_2 = "IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI="; /* 32 x 0x22 */
+  char text[1400];
+  seal_keyring_t *kr = NULL;
+  char err[300];
+  snprintf(text, sizeof text, "2:%s,1:%s", b64_2, hex1);
+  assert_int_equal(seal_keyring_parse(text, strlen(text), &kr, err, sizeof err), 0);
+  uint32_t cur = 0;
+  assert_int_equal(seal_keyring_current(kr, &cur), 0);
+  assert_int_equal(cur, 2);
+  assert_int_equal(seal_keyring_count(kr), 2);
+  assert_true(seal_keyring_has(kr, 1));
+  /* The key under id 1 is the hex one: a blob sealed with it opens with
+   * a keyring made from the bytes. */
+  buf_t blob = BUF_INIT, pt = BUF_INIT;
+  assert_int_equal(seal_seal_with(kr, 1, "db", "k", 1, "hello", 5, &blob), 0);
+  uint8_t k1[SEAL_KEY_LEN];
+  memset(k1, 0x11, sizeof k1);
+  seal_keyring_t *bytes = seal_keyring_new();
+  seal_keyring_add(bytes, 1, k1);
+  assert_int_equal(seal_open(bytes, "db", "k", 1, blob.data, blob.len, &pt), 0);
+  assert_int_equal(pt.len, 5);
+  buf_wipe_free(&pt);
+  buf_free(&blob);
+  seal_keyring_free(bytes);
+  seal_keyring_free(kr);
+
+  snprintf(text, sizeof text, "# grantd keyring\n  7:%s   # new\r\n\n1:%s\n", hex1, b64_2);
+  assert_int_equal(seal_keyring_parse(text, strlen(text), &kr, err, sizeof err), 0);
+  assert_int_equal(seal_keyring_current(kr, &cur), 0);
+  assert_int_equal(cur, 7);
+  assert_int_equal(seal_keyring_count(kr), 2);
+  seal_keyring_free(kr);
+
+  parse_bad("", "no key");
+  parse_bad(" # nothing\n,,", "no key");
+  snprintf(text, sizeof text, "%s", hex1);
+  parse_bad(text, "entry 1: expected ID:KEY");
+  snprintf(text, sizeof text, ":%s", hex1);
+  parse_bad(text, "entry 1: expected ID:KEY");
+  snprintf(text, sizeof text, "0:%s", hex1);
+  parse_bad(text, "key id must be");
+  snprintf(text, sizeof text, "01:%s", hex1);
+  parse_bad(text, "key id must be");
+  snprintf(text, sizeof text, "-1:%s", hex1);
+  parse_bad(text, "key id must be");
+  snprintf(text, sizeof text, "65536:%s", hex1);
+  parse_bad(text, "key id must be");
+  snprintf(text, sizeof text, "99999999999:%s", hex1);
+  parse_bad(text, "key id must be");
+  snprintf(text, sizeof text, "1:%s,2:%.63s", hex1, hex1);
+  parse_bad(text, "entry 2 (key id 2): the key must be");
+  snprintf(text, sizeof text, "1:%s,1:%s", hex1, b64_2);
+  parse_bad(text, "entry 2: key id 1 is given twice");
+  text[0] = '\0';
+  for (int i = 1; i <= SEAL_MAX_KEYS + 1; i++)
+    snprintf(text + strlen(text), sizeof text - strlen(text), "%d:%s,", i, b64_2);
+  parse_bad(text, "more than");
 }
 
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_kat),
-    cmocka_unit_test(test_round_trip),
-    cmocka_unit_test(test_failures),
-    cmocka_unit_test(test_rotation),
-    cmocka_unit_test(test_keyring_errors),
+    cmocka_unit_test(test_kat),           cmocka_unit_test(test_round_trip),
+    cmocka_unit_test(test_failures),      cmocka_unit_test(test_rotation),
+    cmocka_unit_test(test_keyring_parse), cmocka_unit_test(test_keyring_errors),
     cmocka_unit_test(test_key_parse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

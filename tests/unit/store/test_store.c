@@ -16,6 +16,10 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "store/store.h"
+#include "store/store_int.h"
+#include "base/log.h"
+#include <errno.h>
+#include <unistd.h>
 
 static uv_loop_t loop;
 static const char *dir;
@@ -53,7 +57,7 @@ static int teardown(void **state)
 
 static store_t *open_with(const seal_keyring_t *r, size_t map_size, int want)
 {
-  store_opts_t o = {&loop, dir, map_size, r};
+  store_opts_t o = {.loop = &loop, .path = dir, .map_size = map_size, .keyring = r};
   store_t *s = NULL;
   assert_int_equal(store_open(&s, &o), want);
   return s;
@@ -595,13 +599,165 @@ static void test_master_key_check(void **state)
   seal_keyring_free(other);
 }
 
+/* Census and re-seal: records sealed with key 1 move to key 2 in bounded
+ * steps, records with a pending write are left to it, a record sealed
+ * with a key the keyring lacks is counted unreadable and left in place,
+ * and everything reads the same afterwards. */
+static void test_reseal(void **state)
+{
+  (void)state;
+  store_t *s = open_store();
+  res_t r = {0};
+  char id[16];
+  for (int i = 0; i < 10; i++) {
+    snprintf(id, sizeof id, "c%02d", i);
+    put_conn(s, id, "t", CONN_ACTIVE, &r);
+  }
+  provider_t p = {0};
+  p.name = xstrdup("acme");
+  p.token_url = xstrdup("https://acme.example/token");
+  p.client_secret = xstrdup("client-secret-value");
+  assert_int_equal(store_provider_put(s, &p, on_done, &r), 0);
+  drain(s);
+  store_census_t c;
+  assert_int_equal(store_seal_census(s, &c), 0);
+  assert_int_equal(c.sealed, 11);
+  assert_int_equal(c.old, 0);
+  assert_int_equal(store_census_count(&c, 1), 11);
+  assert_int_equal(store_census_count(&c, 2), 0);
+  close_store(s);
+
+  /* A record only key 3 opens: unreadable for a 2:NEW,1:OLD keyring. */
+  uint8_t key3[SEAL_KEY_LEN];
+  memset(key3, 0x33, sizeof key3);
+  seal_keyring_t *k3 = ring(3, key3);
+  seal_keyring_add(k3, 1, key1);
+  s = open_with(k3, 0, 0);
+  put_conn(s, "z-key3", "t", CONN_ACTIVE, &r);
+  drain(s);
+  close_store(s);
+
+  seal_keyring_t *rot = ring(2, key2);
+  seal_keyring_add(rot, 1, key1);
+  s = open_with(rot, 0, 0);
+  assert_int_equal(store_seal_census(s, &c), 0);
+  assert_int_equal(c.sealed, 12);
+  assert_int_equal(c.old, 12);
+  assert_int_equal(store_census_count(&c, 3), 1);
+  /* A pending write of c05 is sealed with key 2 already: not re-sealed. */
+  put_conn(s, "c05", "t", CONN_ACTIVE, &r);
+  store_reseal_t rs = STORE_RESEAL_INIT;
+  int steps = 0, rc;
+  /* The first step reaches c05 (acme, c00..c05) while its write is still
+   * pending. */
+  assert_int_equal(store_reseal_step(s, &rs, 7), 0);
+  assert_int_equal(store_pending(s), 7); /* c05 + 6 re-seals */
+  drain(s);
+  while ((rc = store_reseal_step(s, &rs, 3)) == 0) {
+    steps++;
+    assert_true(store_pending(s) <= 3); /* bounded: at most 3 puts per step */
+    drain(s);
+  }
+  assert_int_equal(rc, 1);
+  assert_true(steps >= 1);
+  drain(s);
+  assert_int_equal(rs.resealed, 10); /* 9 connections + the provider */
+  assert_int_equal(rs.unreadable, 1);
+  /* c05 was pending: counted as old (its commit could have failed) and
+   * deferred; so 2 old (c05, z-key3), 10 on key 2 plus c05's old id. */
+  assert_int_equal(rs.deferred, 1);
+  assert_int_equal(rs.pass.old, 2);
+  assert_int_equal(store_census_count(&rs.pass, 2), 10);
+  store_reseal_reset(&rs);
+  assert_int_equal(store_seal_census(s, &c), 0);
+  assert_int_equal(store_census_count(&c, 1), 0);
+  assert_int_equal(store_census_count(&c, 2), 11);
+  assert_int_equal(store_census_count(&c, 3), 1);
+  /* A second pass has nothing to do, and sees c05 committed on key 2. */
+  while ((rc = store_reseal_step(s, &rs, 0)) == 0)
+    ;
+  assert_int_equal(rc, 1);
+  assert_int_equal(rs.resealed, 0);
+  assert_int_equal(rs.deferred, 0);
+  assert_int_equal(rs.pass.old, 1);
+  assert_int_equal(store_census_count(&rs.pass, 2), 11);
+  store_reseal_reset(&rs);
+  close_store(s);
+
+  /* Key 1 is no longer needed: the records open with key 2 alone. */
+  seal_keyring_t *only2 = ring(2, key2);
+  s = open_with(only2, 0, 0);
+  conn_t cc;
+  for (int i = 0; i < 10; i++) {
+    snprintf(id, sizeof id, "c%02d", i);
+    assert_int_equal(store_conn_get(s, id, &cc), 0);
+    assert_string_equal(cc.access_token, "access-token-secret");
+    assert_string_equal(cc.refresh_token, "refresh-token-secret");
+    conn_free(&cc);
+  }
+  provider_t pp;
+  assert_int_equal(store_provider_get(s, "acme", &pp), 0);
+  assert_string_equal(pp.client_secret, "client-secret-value");
+  provider_free(&pp);
+  assert_int_equal(store_conn_get(s, "z-key3", &cc), GRANTD_ESTORE_KEY);
+  close_store(s);
+  provider_free(&p);
+  seal_keyring_free(only2);
+  seal_keyring_free(rot);
+  seal_keyring_free(k3);
+}
+
+/* A keyring swapped on a running store: a different key under a known id
+ * is refused and nothing changes; an accepted one seals new writes and
+ * records a check value for its new id (the store then opens with that
+ * key alone). */
+static void test_set_keyring(void **state)
+{
+  (void)state;
+  store_t *s = open_store();
+  res_t r = {0};
+  put_conn(s, "c1", "t", CONN_ACTIVE, &r);
+  drain(s);
+  seal_keyring_t *wrong = ring(2, key2);
+  seal_keyring_add(wrong, 1, key2);
+  assert_int_equal(store_set_keyring(s, wrong), GRANTD_ESTORE_WRONG_KEY);
+  seal_keyring_t *empty = seal_keyring_new();
+  assert_int_equal(store_set_keyring(s, empty), GRANTD_EINVALID);
+  seal_keyring_free(empty);
+  put_conn(s, "c2", "t", CONN_ACTIVE, &r); /* still key 1 */
+  seal_keyring_t *rot = ring(2, key2);
+  seal_keyring_add(rot, 1, key1);
+  assert_int_equal(store_set_keyring(s, rot), 0);
+  put_conn(s, "c3", "t", CONN_ACTIVE, &r);
+  drain(s);
+  store_census_t c;
+  assert_int_equal(store_seal_census(s, &c), 0);
+  assert_int_equal(store_census_count(&c, 1), 2);
+  assert_int_equal(store_census_count(&c, 2), 1);
+  store_reseal_t rs = STORE_RESEAL_INIT;
+  while (store_reseal_step(s, &rs, 0) == 0)
+    ;
+  store_reseal_reset(&rs);
+  drain(s);
+  close_store(s);
+  seal_keyring_t *only2 = ring(2, key2);
+  s = open_with(only2, 0, 0);
+  conn_t cc;
+  assert_int_equal(store_conn_get(s, "c1", &cc), 0);
+  conn_free(&cc);
+  close_store(s);
+  seal_keyring_free(only2);
+  seal_keyring_free(rot);
+  seal_keyring_free(wrong);
+}
+
 static void test_open_errors(void **state)
 {
   (void)state;
   store_t *s = NULL;
   assert_int_equal(store_open(&s, NULL), GRANTD_EINVALID);
   seal_keyring_t *empty = seal_keyring_new();
-  store_opts_t o = {&loop, dir, 0, empty};
+  store_opts_t o = {.loop = &loop, .path = dir, .keyring = empty};
   assert_int_equal(store_open(&s, &o), GRANTD_EINVALID);
   seal_keyring_free(empty);
   /* The data directory cannot be created under a regular file. */
@@ -610,11 +766,11 @@ static void test_open_errors(void **state)
   FILE *f = fopen(path, "w");
   fclose(f);
   snprintf(path, sizeof(path), "%s/file/sub", dir);
-  store_opts_t o2 = {&loop, path, 0, kr};
+  store_opts_t o2 = {.loop = &loop, .path = path, .keyring = kr};
   assert_int_equal(store_open(&s, &o2), GRANTD_ESTORE_IO);
   /* A path that exists but is a file is not an LMDB directory. */
   snprintf(path, sizeof(path), "%s/file", dir);
-  store_opts_t o3 = {&loop, path, 0, kr};
+  store_opts_t o3 = {.loop = &loop, .path = path, .keyring = kr};
   assert_int_equal(store_open(&s, &o3), GRANTD_ESTORE_IO);
   /* A newer schema version is refused. */
   s = open_store();
@@ -918,6 +1074,37 @@ static void test_scans(void **state)
   close_store(s);
 }
 
+/* A full disk is reported as such (not as an I/O error): its own code,
+ * named storage_full like a full map but saying the disk is full, and the
+ * log names the errno. */
+static void test_disk_full_errors(void **state)
+{
+  (void)state;
+  char path[] = "/tmp/grantd-test-log-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  unlink(path);
+  int prev = log_set_fd(fd);
+  assert_int_equal(store__mdb_err(ENOSPC, "commit"), GRANTD_EDISK_FULL);
+  assert_int_equal(store__mdb_err(EDQUOT, "commit"), GRANTD_EDISK_FULL);
+  assert_int_equal(store__mdb_err(MDB_MAP_FULL, "commit"), GRANTD_EMAP_FULL);
+  assert_int_equal(store__mdb_err(EIO, "commit"), GRANTD_ESTORE_IO);
+  log_set_fd(prev);
+  char text[4096];
+  ssize_t n = pread(fd, text, sizeof text - 1, 0);
+  close(fd);
+  assert_true(n > 0);
+  text[n] = '\0';
+  assert_non_null(strstr(text, "\"errno\":\"ENOSPC\""));
+  assert_non_null(strstr(text, "\"errno\":\"EDQUOT\""));
+  assert_non_null(strstr(text, "\"errno\":\"EIO\""));
+  assert_non_null(strstr(text, "store_disk_full"));
+  assert_string_equal(err_name(GRANTD_EDISK_FULL), "storage_full");
+  assert_string_equal(err_name(GRANTD_EMAP_FULL), "storage_full");
+  assert_non_null(strstr(err_str(GRANTD_EDISK_FULL), "disk"));
+  assert_non_null(strstr(err_str(GRANTD_EMAP_FULL), "map"));
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -928,11 +1115,14 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_flush_and_overlay, setup, teardown),
     cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
     cmocka_unit_test_setup_teardown(test_master_key_check, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_reseal, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_set_keyring, setup, teardown),
     cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
     cmocka_unit_test_setup_teardown(test_write_errors, setup, teardown),
     cmocka_unit_test_setup_teardown(test_close_from_callback, setup, teardown),
     cmocka_unit_test_setup_teardown(test_consume_state, setup, teardown),
     cmocka_unit_test_setup_teardown(test_scans, setup, teardown),
+    cmocka_unit_test(test_disk_full_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,91 @@
+/*
+ * connection.c - connection names, copies and frees (connection.h).
+ */
+#include "model/connection.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+
+static const char *const grant_names[] = {
+  "authorization_code",
+  "client_credentials",
+  "password",
+  "refresh_token",
+};
+static const char *const status_names[] = {
+  "pending", "active", "refresh_failing", "needs_reauth", "error", "revoked",
+};
+
+const char *grant_name(grant_t g)
+{
+  return (unsigned)g < ARRAY_SIZE(grant_names) ? grant_names[g] : "unknown";
+}
+
+int grant_parse(const char *s, grant_t *out)
+{
+  int v = names_find(grant_names, ARRAY_SIZE(grant_names), s);
+  if (v < 0)
+    return -1;
+  *out = (grant_t)v;
+  return 0;
+}
+
+const char *conn_status_name(conn_status_t s)
+{
+  return (unsigned)s < ARRAY_SIZE(status_names) ? status_names[s] : "unknown";
+}
+
+int conn_status_parse(const char *s, conn_status_t *out)
+{
+  int v = names_find(status_names, ARRAY_SIZE(status_names), s);
+  if (v < 0)
+    return -1;
+  *out = (conn_status_t)v;
+  return 0;
+}
+
+void conn_free(conn_t *c)
+{
+  free(c->id);
+  free(c->tenant);
+  free(c->provider);
+  strlist_free(&c->scopes);
+  free_secret(c->access_token);
+  free_secret(c->refresh_token);
+  free(c->token_type);
+  free_secret(c->extra_json);
+  free(c->client_id);
+  free_secret(c->client_secret);
+  free(c->username);
+  free_secret(c->password);
+  free(c->metadata_json);
+  kvlist_free(&c->vars);
+  free(c->token_member);
+  free(c->last_error_code);
+  free(c->last_error_message);
+  memset(c, 0, sizeof(*c));
+}
+
+void conn_copy(conn_t *dst, const conn_t *src)
+{
+  *dst = *src;
+  dst->id = xstrdup(src->id);
+  dst->tenant = xstrdup(src->tenant);
+  dst->provider = xstrdup(src->provider);
+  strlist_copy(&dst->scopes, &src->scopes);
+  dst->access_token = xstrdup(src->access_token);
+  dst->refresh_token = xstrdup(src->refresh_token);
+  dst->token_type = xstrdup(src->token_type);
+  dst->extra_json = xstrdup(src->extra_json);
+  dst->client_id = xstrdup(src->client_id);
+  dst->client_secret = xstrdup(src->client_secret);
+  dst->username = xstrdup(src->username);
+  dst->password = xstrdup(src->password);
+  dst->metadata_json = xstrdup(src->metadata_json);
+  kvlist_copy(&dst->vars, &src->vars);
+  dst->token_member = xstrdup(src->token_member);
+  dst->last_error_code = xstrdup(src->last_error_code);
+  dst->last_error_message = xstrdup(src->last_error_message);
+}
