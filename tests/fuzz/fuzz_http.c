@@ -288,11 +288,26 @@ static int value_char(char c)
          c == '_' || c == '~' || c == '-' || c == '+' || c == '/' || c == '=';
 }
 
+/* Occurrences of NEEDLE in HAY (overlapping ones counted). */
+static size_t count_of(const char *hay, size_t hn, const char *needle)
+{
+  size_t nl = strlen(needle), c = 0;
+  for (size_t i = 0; i + nl <= hn; i++)
+    if (memcmp(hay + i, needle, nl) == 0)
+      c++;
+  return c;
+}
+
 /* Secrets (JSON member values of secret fields, written plainly, 8+
- * characters, appearing once in the input) must not reach the log. */
+ * characters, appearing once in the input) must not reach the log. The
+ * API key must not either, unless the input also uses its text as data
+ * (a connection id that contains it is logged as the id it is). */
 static void check_log(const char *in, size_t n, const buf_t *log)
 {
-  fuzz_check(!fuzz_contains(log->data, log->len, API_KEY, strlen(API_KEY)),
+  int key_only_in_auth = count_of(in, n, API_KEY) == count_of(in, n, "Bearer " API_KEY);
+  if (key_only_in_auth && fuzz_contains(log->data, log->len, API_KEY, strlen(API_KEY)))
+    fprintf(stderr, "logged the API key in:\n%.*s\n", (int)log->len, log->data);
+  fuzz_check(!key_only_in_auth || !fuzz_contains(log->data, log->len, API_KEY, strlen(API_KEY)),
              "the API key is never logged");
   static const char *const keys[] = {"\"access_token\"", "\"refresh_token\"", "\"client_secret\"",
                                      "\"password\"", NULL};
