@@ -288,27 +288,44 @@ static int value_char(char c)
          c == '_' || c == '~' || c == '-' || c == '+' || c == '/' || c == '=';
 }
 
-/* Occurrences of NEEDLE in HAY (overlapping ones counted). */
-static size_t count_of(const char *hay, size_t hn, const char *needle)
+/* Whether the API key's text appears in LOG other than inside the value
+ * of a member that names a connection ("id", "tenant", "provider"): the
+ * harness keeps its store across inputs, so an input may create a
+ * connection whose id contains the key's text, and every later refresh of
+ * it logs that id as the id it is. */
+static int key_logged(const buf_t *log)
 {
-  size_t nl = strlen(needle), c = 0;
-  for (size_t i = 0; i + nl <= hn; i++)
-    if (memcmp(hay + i, needle, nl) == 0)
-      c++;
-  return c;
+  static const char *const names[] = {"\"id\":\"", "\"tenant\":\"", "\"provider\":\"", NULL};
+  const char *d = log->data;
+  size_t kl = strlen(API_KEY);
+  for (size_t i = 0; i + kl <= log->len; i++) {
+    if (memcmp(d + i, API_KEY, kl) != 0)
+      continue;
+    size_t j = i;
+    while (j > 0 && !(d[j - 1] == '"' && (j < 2 || d[j - 2] != '\\')))
+      j--;
+    if (j == 0)
+      return 1;
+    int named = 0;
+    for (int k = 0; names[k]; k++) {
+      size_t nl = strlen(names[k]);
+      if (j >= nl && memcmp(d + j - nl, names[k], nl) == 0)
+        named = 1;
+    }
+    if (!named)
+      return 1;
+  }
+  return 0;
 }
 
 /* Secrets (JSON member values of secret fields, written plainly, 8+
- * characters, appearing once in the input) must not reach the log. The
- * API key must not either, unless the input also uses its text as data
- * (a connection id that contains it is logged as the id it is). */
+ * characters, appearing once in the input) must not reach the log; nor
+ * the API key (see key_logged). */
 static void check_log(const char *in, size_t n, const buf_t *log)
 {
-  int key_only_in_auth = count_of(in, n, API_KEY) == count_of(in, n, "Bearer " API_KEY);
-  if (key_only_in_auth && fuzz_contains(log->data, log->len, API_KEY, strlen(API_KEY)))
+  if (key_logged(log))
     fprintf(stderr, "logged the API key in:\n%.*s\n", (int)log->len, log->data);
-  fuzz_check(!key_only_in_auth || !fuzz_contains(log->data, log->len, API_KEY, strlen(API_KEY)),
-             "the API key is never logged");
+  fuzz_check(!key_logged(log), "the API key is never logged");
   static const char *const keys[] = {"\"access_token\"", "\"refresh_token\"", "\"client_secret\"",
                                      "\"password\"", NULL};
   for (int k = 0; keys[k]; k++) {
