@@ -124,8 +124,10 @@ int jws_key_check_alg(const jws_key_t *k, jws_alg_t alg, const char **why)
       w = "HS256 needs a secret of at least 32 bytes (RFC 7518 section 3.2)";
     break;
   case JWS_PS256:
-    w = "PS256 (RSASSA-PSS) is not available: the BearSSL 0.6 grantd is built with has no "
-        "RSA-PSS; use RS256 or ES256";
+    if (k->kty != JWS_KTY_RSA)
+      w = "PS256 needs an RSA key";
+    else if (k->rsa.n_bitlen < 2048)
+      w = "PS256 needs an RSA key of at least 2048 bits (RFC 7518 section 3.5)";
     break;
   case JWS_ALG_NONE: w = "no signing algorithm"; break;
   }

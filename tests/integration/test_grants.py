@@ -436,9 +436,22 @@ def test_client_jwt(g, mA):
     check_failed("private_key_jwt refused by a client_secret_jwt-only provider",
                  g.put("jw-7", "jwt-ec", "client_credentials"), "error", "invalid_client", 401)
 
+    # PS256 (RSASSA-PSS, RFC 7518 section 3.5) with an RSA key made for the
+    # test; the mock verifies it with the registered key.
+    rsa_pem = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                              "rsa_keygen_bits:2048"], check=True, capture_output=True,
+                             text=True).stdout
+    set_knobs(mA, client_auth="private_key_jwt", client_assertion_key=rsa_pem)
+    g.provider("jwt-ps", mA, client_auth="private_key_jwt", signing_key=rsa_pem,
+               signing_alg="PS256")
+    check_active("private_key_jwt PS256 accepted", g.put("jw-8", "jwt-ps", "client_credentials"))
+    g.provider("jwt-rs", mA, client_auth="private_key_jwt", signing_key=rsa_pem)
+    check_active("private_key_jwt RS256 (the RSA default) accepted",
+                 g.put("jw-9", "jwt-rs", "client_credentials"))
+
     # Unusable keys: 422 and nothing stored.
     for label, extra in (("unparsable key", {"signing_key": "not a key"}),
-                         ("PS256", {"signing_key": EC_JWK, "signing_alg": "PS256"}),
+                         ("PS256 with an EC key", {"signing_key": EC_JWK, "signing_alg": "PS256"}),
                          ("RS256 with an EC key", {"signing_key": EC_JWK, "signing_alg": "RS256"}),
                          ("private_key_jwt without a key", {})):
         body = {"token_url": token_url(mA), "client_id": CLIENT[0],
@@ -448,7 +461,7 @@ def test_client_jwt(g, mA):
         T.status("%s: 422" % label, 422, r)
         T.eq("%s: error code" % label, "invalid_signing_key", body_of(r).get("error"))
         T.status("%s: nothing stored" % label, 404, g.c.get("/v1/providers/jwt-bad"))
-    for cid in ("jw-1", "jw-2", "jw-3", "jw-4", "jw-5", "jw-6", "jw-7"):
+    for cid in ("jw-1", "jw-2", "jw-3", "jw-4", "jw-5", "jw-6", "jw-7", "jw-8", "jw-9"):
         g.delete(cid)
     set_knobs(mA, client_auth="any")
 
