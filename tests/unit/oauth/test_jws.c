@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -19,6 +20,7 @@
 #include "base/b64.h"
 #include "base/err.h"
 #include "base/json.h"
+#include "base/mem.h"
 #include "jws_fixtures.h"
 #include "oauth/jws.h"
 #include "oauth/jws_int.h"
@@ -604,6 +606,33 @@ static void test_ps256_sign_verify(void **state)
   (void)state;
   ps256_roundtrip(RSA_PKCS8, 2048);
   ps256_roundtrip(RSA_2057, 2057);
+  ps256_roundtrip(RSA_1MOD4_PKCS8, 2048);
+}
+
+/* A key BearSSL cannot recompute e of (q = 1 mod 4): e comes from the PEM
+ * (PKCS#1 or PKCS#8) or the JWK, and the key signs and verifies. */
+static void test_rsa_key_with_q_1_mod_4(void **state)
+{
+  (void)state;
+  const char *const texts[] = {RSA_1MOD4_PKCS8, RSA_1MOD4_PKCS1, RSA_1MOD4_JWK};
+  char *n0 = NULL;
+  for (size_t i = 0; i < 3; i++) {
+    jws_key_t *k = parse_ok(texts[i]);
+    assert_int_equal(jws_key_bits(k), 2048);
+    json_t *pub = jws_key_public_jwk(k, NULL, JWS_RS256);
+    assert_string_equal(json_get_str(pub, "e"), "AQAB");
+    if (n0 == NULL)
+      n0 = xstrdup(json_get_str(pub, "n"));
+    else
+      assert_string_equal(json_get_str(pub, "n"), n0);
+    buf_t out = BUF_INIT;
+    assert_int_equal(jws_sign_compact(k, JWS_RS256, "{\"alg\":\"RS256\"}", 15, "{}", 2, &out), 0);
+    assert_int_equal(jws_verify_compact(k, JWS_RS256, out.data, out.len, NULL), 0);
+    buf_free(&out);
+    json_decref(pub);
+    jws_key_free(k);
+  }
+  free(n0);
 }
 
 /* Signatures made by Python cryptography (OpenSSL) verify here. */
@@ -715,6 +744,7 @@ int main(void)
     cmocka_unit_test(test_ps256_sign_verify),
     cmocka_unit_test(test_ps256_independent_signer),
     cmocka_unit_test(test_pss_encode_structure),
+    cmocka_unit_test(test_rsa_key_with_q_1_mod_4),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
