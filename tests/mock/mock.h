@@ -238,6 +238,7 @@ typedef struct {
   const tls_stats_t *tls_stats; /* live, NULL with --plain */
   tls_stats_t tls_base;         /* tls_stats at the last /_mock/reset */
   mock_tap_t *taps;             /* open connections */
+  char *last_assertion;         /* the last accepted client_assertion (owned), or NULL */
   bool verbose;
 } mock_t;
 

@@ -10,7 +10,8 @@
  * never sees a partial number). Endpoints: /authorize, /token, /revoke,
  * /introspect, /resource, /jwks, /.well-known/oauth-authorization-server,
  * /.well-known/openid-configuration, and the control endpoints
- * GET /_mock/counters, GET|POST /_mock/config, POST /_mock/reset.
+ * GET /_mock/counters, GET|POST /_mock/config, POST /_mock/reset,
+ * GET /_mock/last_auth.
  * See print_usage() for options; the knobs are listed in mock_knobs.c.
  *
  * One response buffer is reused for every request (http_respond copies
@@ -261,6 +262,8 @@ static void dispatch(app_t *a, http_req_t *req)
       mock_config(a, &q, r);
     else if (strcmp(path, "/_mock/reset") == 0 && post)
       mock_reset(a, r);
+    else if (strcmp(path, "/_mock/last_auth") == 0 && get)
+      json_resp(r, 200, json_pack("{s:s?}", "client_assertion", m->last_assertion));
     else
       mock_oauth_error(r, 404, "not_found", "unknown control endpoint or method");
   } else {
@@ -487,6 +490,7 @@ static void app_free(app_t *a)
   free(m->users);
   mock_knobs_free(&m->knobs);
   mock_knobs_free(&m->start_knobs);
+  free(m->last_assertion);
   mock_store_free(m->store);
   mock_resp_free(&a->resp);
   buf_free(&a->base);

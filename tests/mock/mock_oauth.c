@@ -319,6 +319,8 @@ static uint32_t authenticate_jwt(tctx_t *tc, const char *pid, const char *jwt)
     fail(tc, 401, "invalid_client", why);
     return MOCK_NONE;
   }
+  free(tc->m->last_assertion);
+  tc->m->last_assertion = xstrdup(jwt);
   return client;
 }
 
