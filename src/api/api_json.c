@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/b64.h"
 #include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/url.h"
+#include "net/tls.h"
 #include "oauth/client_assertion.h"
 #include "oauth/token.h"
 
@@ -56,8 +58,55 @@ static const char *const provider_fields[] = {
   "signing_key",
   "signing_key_id",
   "signing_alg",
+  "client_cert",
+  "client_cert_key",
+  "mtls_token_url",
+  "mtls_revoke_url",
   NULL,
 };
+
+/* Mutual TLS (RFC 8705): tls_client_auth and self_signed_tls_client_auth
+ * need client_cert and client_cert_key; either field needs the other, and
+ * the pair must pass tls_client_cert_check() (parsable PEM, key of the
+ * certificate, right type and size). */
+static int client_cert_check(const provider_t *p, const char **why)
+{
+  bool cert = p->client_cert != NULL, key = p->client_cert_key != NULL;
+  if (client_auth_is_mtls(p->client_auth) && (!cert || !key)) {
+    *why = "tls_client_auth and self_signed_tls_client_auth need client_cert and client_cert_key";
+    return -1;
+  }
+  if (cert != key) {
+    *why = cert ? "client_cert needs its client_cert_key" : "client_cert_key needs its client_cert";
+    return -1;
+  }
+  if (!cert)
+    return 0;
+  return tls_client_cert_check(p->client_cert, strlen(p->client_cert), p->client_cert_key,
+                               strlen(p->client_cert_key), NULL, why) == 0
+           ? 0
+           : -1;
+}
+
+/* has_client_cert, and the certificate's RFC 8705 section 3.1 thumbprint
+ * (x5t#S256: base64url SHA-256 of the DER leaf); the key is never shown. */
+static void client_cert_json(json_t *o, const provider_t *p)
+{
+  unsigned char id[32];
+  const char *why;
+  bool ok = p->client_cert != NULL && p->client_cert_key != NULL &&
+            tls_client_cert_check(p->client_cert, strlen(p->client_cert), p->client_cert_key,
+                                  strlen(p->client_cert_key), id, &why) == 0;
+  json_object_set_new(o, "has_client_cert", json_boolean(p->client_cert != NULL));
+  if (ok) {
+    buf_t t = BUF_INIT;
+    b64url_encode(&t, id, sizeof id);
+    json_object_set_new(o, "client_cert_sha256", json_stringn(t.data, t.len));
+    buf_free(&t);
+  } else {
+    json_object_set_new(o, "client_cert_sha256", json_null());
+  }
+}
 
 /* A member name as token_member takes it: [a-z0-9_]{1,64}. */
 static bool api_member_name_ok(const char *s)
@@ -110,7 +159,11 @@ int api_provider_from_json(const json_t *b, const char *name, provider_t *p, api
            api_field_bool(b, "revoke_query", &p->revoke_query, e) ||
            api_field_str(b, "signing_key", &p->signing_key, e) ||
            api_field_str(b, "signing_key_id", &p->signing_key_id, e) ||
-           api_field_str(b, "signing_alg", &p->signing_alg, e);
+           api_field_str(b, "signing_alg", &p->signing_alg, e) ||
+           api_field_str(b, "client_cert", &p->client_cert, e) ||
+           api_field_str(b, "client_cert_key", &p->client_cert_key, e) ||
+           api_field_url(b, "mtls_token_url", &p->mtls_token_url, e) ||
+           api_field_url(b, "mtls_revoke_url", &p->mtls_revoke_url, e);
   if (rc)
     goto bad;
   /* scope_separator may be a single space, so it bypasses get_str's rules. */
@@ -132,7 +185,8 @@ int api_provider_from_json(const json_t *b, const char *name, provider_t *p, api
       s = "post";
     if (client_auth_parse(s, &a) != 0) {
       api_field_fail(e, 422, "invalid_field",
-                     "field '%s' must be basic, post, private_key_jwt or client_secret_jwt",
+                     "field '%s' must be basic, post, private_key_jwt, client_secret_jwt, "
+                     "tls_client_auth or self_signed_tls_client_auth",
                      "client_auth");
       goto bad;
     }
@@ -142,6 +196,10 @@ int api_provider_from_json(const json_t *b, const char *name, provider_t *p, api
   if (client_assertion_check(p, &why) != 0) {
     /* why is a static sentence: it never quotes the key. */
     api_field_fail(e, 422, "invalid_signing_key", "%s", why);
+    goto bad;
+  }
+  if (client_cert_check(p, &why) != 0) {
+    api_field_fail(e, 422, "invalid_client_cert", "%s", why);
     goto bad;
   }
   if (api_field_strlist(b, "grants", &p->grants, e) != 0)
@@ -243,6 +301,9 @@ json_t *api_provider_to_json(const provider_t *p)
   json_object_set_new(o, "has_signing_key", json_boolean(p->signing_key != NULL));
   set_str(o, "signing_key_id", p->signing_key_id);
   set_str(o, "signing_alg", p->signing_alg);
+  client_cert_json(o, p);
+  set_str(o, "mtls_token_url", p->mtls_token_url);
+  set_str(o, "mtls_revoke_url", p->mtls_revoke_url);
   json_object_set_new(o, "scopes", strlist_json(&p->scopes));
   set_str(o, "scope_separator", p->scope_separator ? p->scope_separator : " ");
   json_object_set_new(o, "pkce", json_boolean(p->pkce));

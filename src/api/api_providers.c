@@ -4,6 +4,9 @@
  * client_secret is write-only: accepted on PUT, rendered as has_client_secret.
  * A PUT replaces the whole provider; when the body names an issuer but no
  * token_url, the service discovers the endpoints first (RFC 8414).
+ * GET /v1/providers/{name}/jwks publishes the public half of the provider's
+ * signing_key as a JWK Set (RFC 7517 section 5), for registration at the
+ * provider (private_key_jwt's jwks or jwks_uri).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include "api/api_int.h"
 #include "base/buf.h"
 #include "base/mem.h"
+#include "oauth/jws.h"
 
 static void put_done(void *arg, int err, const provider_t *p)
 {
@@ -46,10 +50,9 @@ static int check_endpoints(api_ctx_t *ctx, const provider_t *p)
   const struct {
     const char *field, *url;
   } dialled[] = {
-    {"token_url", p->token_url},
-    {"revoke_url", p->revoke_url},
-    {"refresh_url", p->refresh_url},
-    {"issuer", p->issuer},
+    {"token_url", p->token_url},           {"revoke_url", p->revoke_url},
+    {"refresh_url", p->refresh_url},       {"issuer", p->issuer},
+    {"mtls_token_url", p->mtls_token_url}, {"mtls_revoke_url", p->mtls_revoke_url},
   };
   for (size_t i = 0; i < ARRAY_SIZE(dialled); i++) {
     char why[200], msg[400];
@@ -136,6 +139,50 @@ static void provider_get(api_ctx_t *ctx)
   api_reply_json(ctx, 200, j);
 }
 
+/* {"keys": [the public JWK of p's signing_key]}: kid = signing_key_id (else
+ * the RFC 7638 thumbprint, the kid the assertions carry), alg = signing_alg
+ * (else the key's default), use = sig. NULL when p has no signing_key (or
+ * a stored one no longer parses, which the PUT check makes impossible). */
+static json_t *provider_jwks(const provider_t *p)
+{
+  if (p->signing_key == NULL || *p->signing_key == '\0')
+    return NULL;
+  jws_key_t *k = NULL;
+  if (jws_key_parse(p->signing_key, strlen(p->signing_key), &k, NULL) != 0)
+    return NULL;
+  jws_alg_t alg = jws_key_default_alg(k);
+  if (p->signing_alg != NULL && jws_alg_parse(p->signing_alg, &alg) != 0)
+    alg = jws_key_default_alg(k);
+  const char *kid = p->signing_key_id && *p->signing_key_id ? p->signing_key_id : NULL;
+  json_t *jwk = jws_key_public_jwk(k, kid, alg);
+  jws_key_free(k);
+  if (jwk == NULL)
+    return NULL;
+  json_t *keys = json_array();
+  json_array_append_new(keys, jwk);
+  json_t *o = json_object();
+  json_object_set_new(o, "keys", keys);
+  return o;
+}
+
+static void provider_jwks_get(api_ctx_t *ctx)
+{
+  provider_t p;
+  int rc = svc_provider_get(ctx->api->svc, ctx->params[0], &p);
+  if (rc != 0) {
+    api_reply_err(ctx, rc, NULL);
+    return;
+  }
+  json_t *j = provider_jwks(&p);
+  provider_free(&p);
+  if (j == NULL) {
+    api_reply_error(ctx, 404, "no_signing_key",
+                    "this provider has no signing_key, so it has no public key to publish");
+    return;
+  }
+  api_reply_json(ctx, 200, j);
+}
+
 static void list_one(void *arg, const provider_t *p)
 {
   json_array_append_new((json_t *)arg, api_provider_to_json(p));
@@ -179,6 +226,7 @@ static void provider_delete(api_ctx_t *ctx)
 const api_route_t api_provider_routes[] = {
   {"PUT", "/v1/providers/{}", true, 1, 0, provider_put, "/v1/providers/{name}"},
   {"GET", "/v1/providers/{}", true, 0, 0, provider_get, "/v1/providers/{name}"},
+  {"GET", "/v1/providers/{}/jwks", true, 0, 0, provider_jwks_get, "/v1/providers/{name}/jwks"},
   {"DELETE", "/v1/providers/{}", true, 0, 0, provider_delete, "/v1/providers/{name}"},
   {"GET", "/v1/providers", true, 0, 0, provider_list, "/v1/providers"},
   {NULL, NULL, false, 0, 0, NULL, NULL},

@@ -8,7 +8,9 @@
 
 #include "base/mem.h"
 
-static const char *const auth_names[] = {"basic", "post", "private_key_jwt", "client_secret_jwt"};
+static const char *const auth_names[] = {"basic",           "post",
+                                         "private_key_jwt", "client_secret_jwt",
+                                         "tls_client_auth", "self_signed_tls_client_auth"};
 
 const char *client_auth_name(client_auth_t a)
 {
@@ -51,6 +53,10 @@ void provider_free(provider_t *p)
   free_secret(p->signing_key);
   free(p->signing_key_id);
   free(p->signing_alg);
+  free(p->client_cert);
+  free_secret(p->client_cert_key);
+  free(p->mtls_token_url);
+  free(p->mtls_revoke_url);
   memset(p, 0, sizeof(*p));
 }
 
@@ -82,4 +88,8 @@ void provider_copy(provider_t *dst, const provider_t *src)
   dst->signing_key = xstrdup(src->signing_key);
   dst->signing_key_id = xstrdup(src->signing_key_id);
   dst->signing_alg = xstrdup(src->signing_alg);
+  dst->client_cert = xstrdup(src->client_cert);
+  dst->client_cert_key = xstrdup(src->client_cert_key);
+  dst->mtls_token_url = xstrdup(src->mtls_token_url);
+  dst->mtls_revoke_url = xstrdup(src->mtls_revoke_url);
 }

@@ -24,7 +24,20 @@ typedef enum {
    * secret as an HS256 key. */
   CLIENT_AUTH_PRIVATE_KEY_JWT = 2,
   CLIENT_AUTH_SECRET_JWT = 3,
+  /* RFC 8705 section 2: mutual TLS with client_cert / client_cert_key;
+   * the request carries client_id and no secret. tls_client_auth: a
+   * certificate from a CA the server trusts, bound to the client by its
+   * subject; self_signed_tls_client_auth: a certificate registered with
+   * the server (e.g. as the x5c of a JWK). */
+  CLIENT_AUTH_TLS = 4,
+  CLIENT_AUTH_SELF_SIGNED_TLS = 5,
 } client_auth_t;
+
+/* Whether a is one of the mutual-TLS methods. */
+static inline bool client_auth_is_mtls(client_auth_t a)
+{
+  return a == CLIENT_AUTH_TLS || a == CLIENT_AUTH_SELF_SIGNED_TLS;
+}
 
 /* clang-format off */
 typedef struct {
@@ -91,11 +104,20 @@ typedef struct {
   char *signing_key;            /* secret */
   char *signing_key_id;
   char *signing_alg;
+  /* Mutual TLS (RFC 8705): the client certificate chain (PEM, leaf first)
+   * and its private key (PEM), presented on the token, refresh and
+   * revocation connections (net/tls.h tls_client_ctx_derive_cert); and the
+   * mtls_endpoint_aliases (section 5) used instead of token_url /
+   * revoke_url when client_auth is a mutual-TLS method (NULL = none). */
+  char *client_cert;
+  char *client_cert_key;        /* secret */
+  char *mtls_token_url;
+  char *mtls_revoke_url;
 } provider_t;
 /* clang-format on */
 
-/* "basic", "post", "private_key_jwt", "client_secret_jwt"; parse returns 0, or -1 for an unknown
- * name. */
+/* "basic", "post", "private_key_jwt", "client_secret_jwt", "tls_client_auth",
+ * "self_signed_tls_client_auth"; parse returns 0, or -1 for an unknown name. */
 const char *client_auth_name(client_auth_t a);
 int client_auth_parse(const char *s, client_auth_t *out);
 

@@ -10,7 +10,9 @@
  * headers and the whole body as one NUL-terminated copy.
  *
  * Pool. Connections are pooled per origin = (scheme, host, port, TLS
- * context). An idle connection is reused LIFO; at most max_per_origin
+ * context, client certificate): a connection that presented one client
+ * certificate (mutual TLS, tls_client_ctx_derive_cert) is never reused for
+ * a request that needs another or none. An idle connection is reused LIFO; at most max_per_origin
  * connections (idle + busy + connecting) exist per origin and max_total in
  * all; requests beyond that wait in a per-origin FIFO queue. A connection
  * serves one request at a time (no pipelining). Idle connections keep

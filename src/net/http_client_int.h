@@ -141,6 +141,10 @@ struct hc_origin_s {
   uint16_t port;
   int https;
   tls_client_ctx_t *tls; /* NULL for http */
+  /* The client certificate its connections present (SHA-256 of the DER
+   * leaf, tls_client_ctx_cert_id), part of the pool key; has_cert 0 = none. */
+  unsigned char cert_id[32];
+  int has_cert;
   hc_link_t conns, idle, queue;
   unsigned nconns, nidle, nconnecting, ninflight, nqueued;
 };

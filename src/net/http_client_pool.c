@@ -10,6 +10,14 @@
  * connection is being set up does not waste it (it is pooled when ready).
  * Idle connections are reused most-recently-used first (LIFO), so the
  * least used ones age out through the idle timeout.
+ *
+ * An origin is (scheme, host, port, TLS context, client certificate): a
+ * connection made presenting one client certificate (RFC 8705 mutual TLS,
+ * tls_client_ctx_derive_cert) is never handed to a request that needs
+ * another certificate or none, and a request never rides on a connection
+ * whose certificate it did not ask for. The context already carries the
+ * certificate; its identity (the leaf's SHA-256) is part of the key as
+ * well, so the rule does not rest on contexts never being shared.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +25,22 @@
 #include "base/mem.h"
 #include "net/http_client_int.h"
 
+/* Whether o presents the client certificate `id` (NULL = none). */
+static int same_cert(const hc_origin_t *o, const unsigned char *id)
+{
+  if (id == NULL || !o->has_cert)
+    return id == NULL && !o->has_cert;
+  return memcmp(o->cert_id, id, sizeof o->cert_id) == 0;
+}
+
 hc_origin_t *hc__origin_find(http_client_t *c, const char *host, uint16_t port, int https,
                              tls_client_ctx_t *tls)
 {
+  const unsigned char *id = https ? tls_client_ctx_cert_id(tls) : NULL;
   for (hc_link_t *l = c->origins.next; l != &c->origins; l = l->next) {
     hc_origin_t *o = container_of(l, hc_origin_t, link);
-    if (o->port == port && o->https == https && o->tls == tls && strcmp(o->host, host) == 0)
+    if (o->port == port && o->https == https && o->tls == tls && same_cert(o, id) &&
+        strcmp(o->host, host) == 0)
       return o;
   }
   return NULL;
@@ -40,6 +58,11 @@ hc_origin_t *hc__origin_get(http_client_t *c, const char *host, uint16_t port, i
   o->port = port;
   o->https = https;
   o->tls = tls;
+  const unsigned char *id = https ? tls_client_ctx_cert_id(tls) : NULL;
+  if (id != NULL) {
+    memcpy(o->cert_id, id, sizeof o->cert_id);
+    o->has_cert = 1;
+  }
   hc_list_init(&o->conns);
   hc_list_init(&o->idle);
   hc_list_init(&o->queue);

@@ -65,6 +65,10 @@ uint64_t http_req_start_ns(const http_req_t *req)
 {
   return req->start_ns;
 }
+stream_t *http_req_stream(const http_req_t *req)
+{
+  return req->conn != NULL ? req->conn->s : NULL;
+}
 arena_t *http_req_arena(http_req_t *req)
 {
   return &req->arena;

@@ -181,6 +181,10 @@ int http_req_keep_alive(const http_req_t *req);
 int http_req_is_gone(const http_req_t *req);
 /* Monotonic time (uv_hrtime, ns) of the request's first byte. */
 uint64_t http_req_start_ns(const http_req_t *req);
+/* The stream the request arrived on (what opts.wrap returned, e.g. a TLS
+ * stream; for its peer certificate), or NULL once the client has gone.
+ * Borrowed: valid while the request is. */
+stream_t *http_req_stream(const http_req_t *req);
 /* The request's arena: memory from it lives until the response has been
  * written (or dropped). */
 arena_t *http_req_arena(http_req_t *req);

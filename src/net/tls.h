@@ -98,6 +98,33 @@ int tls_client_ctx_derive(tls_client_ctx_t **out, tls_client_ctx_t *base,
 int tls_client_ctx_derive_pem(tls_client_ctx_t **out, tls_client_ctx_t *base, const char *pem,
                               size_t len);
 
+/* Checks a client certificate for mutual TLS (RFC 8705): chain_pem is a
+ * PEM chain (leaf first) of certificates BearSSL decodes; key_pem one
+ * unencrypted RSA or EC private key (PKCS#1, SEC1, PKCS#8) of the leaf's
+ * type (RSA of 2048 bits or more; EC on P-256, P-384 or P-521) that is the
+ * leaf's own key (same modulus / same point). No I/O.
+ * @param id   when non-NULL, set to the SHA-256 of the leaf's DER (RFC
+ *             8705 section 3.1, x5t#S256).
+ * @param why  on error, a static sentence naming the field and the fault.
+ * @return 0, or GRANTD_EINVALID. */
+int tls_client_cert_check(const char *chain_pem, size_t chain_len, const char *key_pem,
+                          size_t key_len, unsigned char id[32], const char **why);
+
+/* Creates a context trusting exactly what `base` trusts (anchors shared,
+ * base kept alive) that presents the client certificate chain_pem with
+ * key_pem whenever a server requests one (TLS CertificateRequest); the
+ * chain and key are parsed and checked as by tls_client_cert_check() and
+ * copied (the key wiped when the context goes). The context has its own
+ * session cache and counters, so sessions never cross certificates.
+ * @return 0, or GRANTD_EINVALID (with *why). */
+int tls_client_ctx_derive_cert(tls_client_ctx_t **out, tls_client_ctx_t *base,
+                               const char *chain_pem, size_t chain_len, const char *key_pem,
+                               size_t key_len, const char **why);
+
+/* The SHA-256 of the DER leaf certificate ctx presents (its identity for
+ * the connection pool), or NULL when it presents none (or ctx is NULL). */
+const unsigned char *tls_client_ctx_cert_id(const tls_client_ctx_t *ctx);
+
 /* Drops the caller's reference; the context is freed (its cached session
  * secrets wiped) when no stream uses it any more. NULL is ignored. */
 void tls_client_ctx_free(tls_client_ctx_t *ctx);
@@ -148,6 +175,17 @@ stream_t *tls_client_wrap(tls_client_ctx_t *ctx, stream_t *inner, const char *se
  *   the chain or the key cannot be decoded. */
 int tls_server_ctx_new(tls_server_ctx_t **out, const char *chain_file, const char *key_file);
 
+/* Makes ctx ask every client for a certificate (mutual TLS): the
+ * CertificateRequest names the CAs of the PEM file ca_file, against which
+ * a presented chain is validated. A client may send no certificate, or one
+ * that does not chain to those CAs (a self-signed one): the handshake goes
+ * on either way (the client must still prove its key with
+ * CertificateVerify), and tls_stream_peer_cert() tells what was presented,
+ * for the application to judge. Sessions are no longer cached (a resumed
+ * session carries no certificate). Blocking file I/O: start-up only.
+ * @return 0, a negated errno, or GRANTD_ECONFIG (no certificate). */
+int tls_server_ctx_request_client_cert(tls_server_ctx_t *ctx, const char *ca_file);
+
 /* Drops the caller's reference (freed, key wiped, when no stream uses it
  * any more). NULL is ignored. */
 void tls_server_ctx_free(tls_server_ctx_t *ctx);
@@ -173,5 +211,12 @@ int tls_stream_resumed(const stream_t *s);
 
 /* 1 when `s` is a TLS stream made by this module, 0 otherwise. */
 int tls_stream_is_tls(const stream_t *s);
+
+/* For a server stream whose context requests client certificates, after
+ * the handshake: 1 when the client presented one (and proved its key),
+ * with sha256 = the SHA-256 of its DER leaf certificate and *trusted = 1
+ * when the chain validated against the context's client CAs; 0 when it
+ * presented none (or s is not such a stream). */
+int tls_stream_peer_cert(const stream_t *s, unsigned char sha256[32], int *trusted);
 
 #endif

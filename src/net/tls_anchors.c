@@ -216,6 +216,17 @@ int tls__chain_load(tls__chain_t *c, const char *path)
   return err;
 }
 
+int tls__chain_load_pem(tls__chain_t *c, const char *pem, size_t len)
+{
+  memset(c, 0, sizeof *c);
+  int err = pem_each(pem, len, chain_add, c);
+  if (err == 0 && c->n == 0)
+    err = GRANTD_ECONFIG;
+  if (err < 0)
+    tls__chain_free(c);
+  return err;
+}
+
 void tls__chain_free(tls__chain_t *c)
 {
   for (size_t i = 0; i < c->n; i++)
@@ -281,6 +292,17 @@ int tls__key_load(tls__key_t *k, const char *path)
 {
   memset(k, 0, sizeof *k);
   int err = pem_each_in_file(path, key_take, k);
+  if (err == 0 && k->type == 0)
+    err = GRANTD_ECONFIG;
+  if (err < 0)
+    tls__key_free(k);
+  return err;
+}
+
+int tls__key_load_pem(tls__key_t *k, const char *pem, size_t len)
+{
+  memset(k, 0, sizeof *k);
+  int err = pem_each(pem, len, key_take, k);
   if (err == 0 && k->type == 0)
     err = GRANTD_ECONFIG;
   if (err < 0)

@@ -16,6 +16,12 @@
  * linearly: grantd talks to tens of token endpoints, not thousands; past
  * TLS_SESS_MAX the least recently used entry goes. Entries hold master
  * secrets and are wiped when dropped.
+ *
+ * Client certificates (RFC 8705): a context made by
+ * tls_client_ctx_derive_cert() presents one chain and key whenever a server
+ * asks. Its session cache is its own, so a session authenticated with one
+ * certificate is never resumed by a connection presenting another (or
+ * none), and http_client keys its pool by context and certificate.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +56,11 @@ struct tls_client_ctx_s {
   tls_sess_t *sess;
   size_t nsess;
   uint64_t tick;
+  /* Client certificate, when chain.n > 0 (tls_client_ctx_derive_cert). */
+  tls__chain_t chain;
+  tls__key_t key;
+  unsigned issuer_key_type;
+  unsigned char cert_id[32];
 };
 
 /* ---- session cache ------------------------------------------------------- */
@@ -106,6 +117,8 @@ static void ctx_unref(tls_client_ctx_t *ctx)
   if (ctx->merged)
     free(ctx->tas);
   tls__anchors_free(&ctx->own);
+  tls__chain_free(&ctx->chain);
+  tls__key_free(&ctx->key);
   tls_client_ctx_t *base = ctx->base;
   free(ctx);
   ctx_unref(base);
@@ -162,6 +175,39 @@ static int derive(tls_client_ctx_t **out, tls_client_ctx_t *base, const char *pa
     memcpy(ctx->tas + base->ntas, ctx->own.v, ctx->own.n * sizeof *ctx->tas);
   *out = ctx;
   return 0;
+}
+
+int tls_client_ctx_derive_cert(tls_client_ctx_t **out, tls_client_ctx_t *base,
+                               const char *chain_pem, size_t chain_len, const char *key_pem,
+                               size_t key_len, const char **why)
+{
+  const char *dummy;
+  tls__chain_t chain;
+  tls__key_t key;
+  unsigned char id[32];
+  unsigned ikt = 0;
+  int rc = tls__client_cert_load(chain_pem, chain_len, key_pem, key_len, &chain, &key, id, &ikt,
+                                 why ? why : &dummy);
+  if (rc != 0)
+    return rc;
+  tls_client_ctx_t *ctx = xcalloc(1, sizeof *ctx);
+  ctx->refs = 1;
+  ctx->base = base;
+  base->refs++;
+  ctx->fixed_time = base->fixed_time;
+  ctx->tas = base->tas; /* borrowed from base, which we hold */
+  ctx->ntas = base->ntas;
+  ctx->chain = chain;
+  ctx->key = key;
+  ctx->issuer_key_type = ikt;
+  memcpy(ctx->cert_id, id, sizeof id);
+  *out = ctx;
+  return 0;
+}
+
+const unsigned char *tls_client_ctx_cert_id(const tls_client_ctx_t *ctx)
+{
+  return ctx != NULL && ctx->chain.n > 0 ? ctx->cert_id : NULL;
 }
 
 int tls_client_ctx_derive(tls_client_ctx_t **out, tls_client_ctx_t *base, const char *extra_ca_file)
@@ -270,6 +316,12 @@ static void client_profile(tls__conn_t *c, tls_client_ctx_t *ctx, const uint8_t 
   br_ssl_engine_set_ecdsa(c->eng, im->ecdsa_vrfy);
   br_x509_minimal_set_rsa(xc, im->rsa_vrfy);
   br_x509_minimal_set_ecdsa(xc, im->ec, im->ecdsa_vrfy);
+  /* The client certificate, sent only when the server asks for one. */
+  if (ctx->chain.n > 0 && ctx->key.type == BR_KEYTYPE_RSA)
+    br_ssl_client_set_single_rsa(cc, ctx->chain.v, ctx->chain.n, &ctx->key.rsa, im->rsa_sign);
+  else if (ctx->chain.n > 0)
+    br_ssl_client_set_single_ec(cc, ctx->chain.v, ctx->chain.n, &ctx->key.ec, BR_KEYTYPE_SIGN,
+                                ctx->issuer_key_type, im->ec, im->ecdsa_sign);
   tls__engine_setup(c);
 }
 

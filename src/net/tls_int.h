@@ -41,6 +41,8 @@ typedef struct {
 
 /* @return 0, -errno, or GRANTD_ECONFIG (no certificate / bad PEM). */
 int tls__chain_load(tls__chain_t *c, const char *path);
+/* The same from PEM text in memory. */
+int tls__chain_load_pem(tls__chain_t *c, const char *pem, size_t len);
 void tls__chain_free(tls__chain_t *c);
 
 /* A private key (RSA or EC) whose component bytes the struct owns. */
@@ -55,6 +57,32 @@ typedef struct {
 /* Loads the first private key of the PEM file. @return 0, -errno, or
  * GRANTD_ECONFIG. */
 int tls__key_load(tls__key_t *k, const char *path);
+/* The same from PEM text in memory. */
+int tls__key_load_pem(tls__key_t *k, const char *pem, size_t len);
+
+/* A client certificate chain and its key, parsed and checked
+ * (tls_client_cert.c; the rules of tls_client_cert_check()). On success
+ * *chain and *key are filled (free both), id is the leaf's SHA-256 and
+ * *issuer_key_type the leaf signer's key type; on error nothing is kept
+ * and *why says what is wrong. */
+int tls__client_cert_load(const char *chain_pem, size_t chain_len, const char *key_pem,
+                          size_t key_len, tls__chain_t *chain, tls__key_t *key,
+                          unsigned char id[32], unsigned *issuer_key_type, const char **why);
+
+/* The server side's view of a client certificate (tls_server.c): a
+ * br_x509_class that runs the minimal engine for trust only, keeps the
+ * leaf's DER hash and its public key decoded, and lets an untrusted
+ * (self-signed) chain through so the application can judge it. */
+typedef struct {
+  const br_x509_class *vtable; /* first */
+  br_x509_minimal_context xc;
+  br_x509_decoder_context dc; /* the leaf, for its public key */
+  br_sha256_context h;
+  unsigned cert_no;
+  int decoded; /* dc holds a whole, valid leaf */
+  int has_cert, trusted;
+  unsigned char id[32];
+} tls__peer_x509_t;
 void tls__key_free(tls__key_t *k);
 
 /* Reads a whole PEM file into b (blocking), by base/file.h's rule: a
@@ -121,6 +149,7 @@ struct tls__conn_s {
       unsigned char loaded_id[32];
       int loaded;
       br_ssl_server_context sc;
+      tls__peer_x509_t peer; /* when the context asks for client certificates */
     } sv;
   } u;
 

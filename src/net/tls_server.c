@@ -11,6 +11,13 @@
  * behind a thin wrapper class whose load() remembers which session a
  * connection looked up, so the handshake can be counted as resumed exactly
  * when that session was the one that got used.
+ *
+ * Client certificates (tls_server_ctx_request_client_cert): the engine
+ * sends a CertificateRequest naming the client CAs, tolerates a client
+ * without one, and validates what it gets through tls__peer_x509_t, which
+ * hands BearSSL the leaf's key (so CertificateVerify is checked) whether or
+ * not the chain leads to a client CA, and remembers the leaf's hash and
+ * whether it did.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +43,8 @@ struct tls_server_ctx_s {
   unsigned char *cache_store;
   size_t cache_len;
   tls_stats_t stats;
+  int client_auth;        /* request client certificates */
+  tls__anchors_t clients; /* the client CAs */
 };
 
 static void cache_save(const br_ssl_session_cache_class **ctx, br_ssl_server_context *sc,
@@ -70,6 +79,7 @@ static void ctx_unref(tls_server_ctx_t *ctx)
     return;
   tls__chain_free(&ctx->chain);
   tls__key_free(&ctx->key);
+  tls__anchors_free(&ctx->clients);
   if (ctx->cache_store != NULL) {
     mem_wipe(ctx->cache_store, ctx->cache_len); /* master secrets */
     free(ctx->cache_store);
@@ -105,6 +115,14 @@ int tls_server_ctx_new(tls_server_ctx_t **out, const char *chain_file, const cha
   ctx->cache.vtable = &srv_cache_class;
   *out = ctx;
   return 0;
+}
+
+int tls_server_ctx_request_client_cert(tls_server_ctx_t *ctx, const char *ca_file)
+{
+  int err = tls__anchors_load(&ctx->clients, ca_file);
+  if (err == 0)
+    ctx->client_auth = 1;
+  return err;
 }
 
 void tls_server_ctx_free(tls_server_ctx_t *ctx)
@@ -147,6 +165,117 @@ static const tls__side_t server_side = {
   server_release,
 };
 
+/* ---- the client's certificate ------------------------------------------- */
+
+static tls__peer_x509_t *peer_of(const br_x509_class *const *ctx)
+{
+  return (tls__peer_x509_t *)(void *)ctx;
+}
+
+static void px_start_chain(const br_x509_class **ctx, const char *server_name)
+{
+  tls__peer_x509_t *x = peer_of(ctx);
+  x->cert_no = 0;
+  x->decoded = x->has_cert = x->trusted = 0;
+  x->xc.vtable->start_chain(&x->xc.vtable, server_name);
+}
+
+static void px_start_cert(const br_x509_class **ctx, uint32_t length)
+{
+  tls__peer_x509_t *x = peer_of(ctx);
+  if (x->cert_no == 0) {
+    br_sha256_init(&x->h);
+    br_x509_decoder_init(&x->dc, NULL, NULL);
+  }
+  x->xc.vtable->start_cert(&x->xc.vtable, length);
+}
+
+static void px_append(const br_x509_class **ctx, const unsigned char *buf, size_t len)
+{
+  tls__peer_x509_t *x = peer_of(ctx);
+  if (x->cert_no == 0) {
+    br_sha256_update(&x->h, buf, len);
+    br_x509_decoder_push(&x->dc, buf, len);
+  }
+  x->xc.vtable->append(&x->xc.vtable, buf, len);
+}
+
+static void px_end_cert(const br_x509_class **ctx)
+{
+  tls__peer_x509_t *x = peer_of(ctx);
+  if (x->cert_no++ == 0) {
+    br_sha256_out(&x->h, x->id);
+    x->decoded = br_x509_decoder_last_error(&x->dc) == 0 && br_x509_decoder_get_pkey(&x->dc);
+  }
+  x->xc.vtable->end_cert(&x->xc.vtable);
+}
+
+static unsigned px_end_chain(const br_x509_class **ctx)
+{
+  tls__peer_x509_t *x = peer_of(ctx);
+  unsigned r = x->xc.vtable->end_chain(&x->xc.vtable);
+  if (x->cert_no == 0 || !x->decoded)
+    return r != 0 ? r : BR_ERR_X509_EMPTY_CHAIN;
+  x->has_cert = 1;
+  x->trusted = r == 0;
+  return 0; /* untrusted: for the application to judge */
+}
+
+static const br_x509_pkey *px_get_pkey(const br_x509_class *const *ctx, unsigned *usages)
+{
+  tls__peer_x509_t *x = peer_of(ctx);
+  if (!x->has_cert)
+    return NULL;
+  if (usages != NULL)
+    *usages = BR_KEYTYPE_SIGN;
+  return br_x509_decoder_get_pkey(&x->dc);
+}
+
+static const br_x509_class peer_x509_vtable = {
+  sizeof(tls__peer_x509_t),
+  px_start_chain,
+  px_start_cert,
+  px_append,
+  px_end_cert,
+  px_end_chain,
+  px_get_pkey,
+};
+
+int tls_stream_peer_cert(const stream_t *s, unsigned char sha256[32], int *trusted)
+{
+  if (!tls_stream_is_tls(s))
+    return 0;
+  const tls__conn_t *c = container_of(s, tls__conn_t, s);
+  if (c->is_client || !c->u.sv.ctx->client_auth || !c->hs_done || !c->u.sv.peer.has_cert)
+    return 0;
+  memcpy(sha256, c->u.sv.peer.id, 32);
+  if (trusted != NULL)
+    *trusted = c->u.sv.peer.trusted;
+  return 1;
+}
+
+static void peer_setup(tls__conn_t *c, tls_server_ctx_t *ctx)
+{
+  static const br_hash_class *const hashes[] = {
+    &br_md5_vtable,    &br_sha1_vtable,   &br_sha224_vtable,
+    &br_sha256_vtable, &br_sha384_vtable, &br_sha512_vtable,
+  };
+  const tls__impls_t *im = tls__impls();
+  tls__peer_x509_t *x = &c->u.sv.peer;
+  memset(x, 0, sizeof *x);
+  x->vtable = &peer_x509_vtable;
+  br_x509_minimal_init(&x->xc, &br_sha256_vtable, ctx->clients.v, ctx->clients.n);
+  for (int id = br_md5_ID; id <= br_sha512_ID; id++)
+    br_x509_minimal_set_hash(&x->xc, id, hashes[id - br_md5_ID]);
+  br_x509_minimal_set_rsa(&x->xc, im->rsa_vrfy);
+  br_x509_minimal_set_ecdsa(&x->xc, im->ec, im->ecdsa_vrfy);
+  br_ssl_engine_set_x509(c->eng, &x->vtable);
+  br_ssl_engine_set_rsavrfy(c->eng, im->rsa_vrfy);
+  br_ssl_engine_set_ecdsa(c->eng, im->ecdsa_vrfy);
+  br_ssl_server_set_trust_anchor_names_alt(&c->u.sv.sc, ctx->clients.v, ctx->clients.n);
+  br_ssl_engine_add_flags(c->eng, BR_OPT_TOLERATE_NO_CLIENT_AUTH);
+}
+
 static void server_profile(tls__conn_t *c, tls_server_ctx_t *ctx)
 {
   static const br_hash_class *const hashes[] = {
@@ -168,6 +297,8 @@ static void server_profile(tls__conn_t *c, tls_server_ctx_t *ctx)
     br_ssl_server_set_single_ec(sc, ctx->chain.v, ctx->chain.n, &ctx->key.ec, BR_KEYTYPE_SIGN,
                                 ctx->issuer_key_type, im->ec, im->ecdsa_sign);
   tls__engine_setup(c);
+  if (ctx->client_auth)
+    peer_setup(c, ctx);
 }
 
 stream_t *tls_server_wrap(tls_server_ctx_t *ctx, stream_t *inner)
@@ -178,7 +309,8 @@ stream_t *tls_server_wrap(tls_server_ctx_t *ctx, stream_t *inner)
   c->u.sv.loaded = 0;
   server_profile(c, ctx);
   br_ssl_server_context *sc = &c->u.sv.sc;
-  br_ssl_server_set_cache(sc, &ctx->cache.vtable);
+  if (!ctx->client_auth)
+    br_ssl_server_set_cache(sc, &ctx->cache.vtable);
   int ok = br_ssl_server_reset(sc);
   tls__conn_start(c, ok ? 0 : GRANTD_ETLS_HANDSHAKE);
   return &c->s;

@@ -38,7 +38,7 @@ static int private_key(const provider_t *p, jws_key_t **k, jws_alg_t *alg, const
     *why = "signing_key must be an RSA or EC private key (client_secret_jwt uses the client "
            "secret)";
   } else if (p->signing_alg != NULL && jws_alg_parse(p->signing_alg, alg) != 0) {
-    *why = "signing_alg must be RS256 or ES256";
+    *why = "signing_alg must be RS256, PS256 or ES256";
   } else {
     if (p->signing_alg == NULL)
       *alg = jws_key_default_alg(*k);

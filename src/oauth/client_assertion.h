@@ -2,7 +2,7 @@
  * client_assertion.h - JWT client authentication (RFC 7523 section 2.2,
  * OpenID Connect Core 1.0 section 9): the signed assertion a token,
  * refresh or revocation request carries for client_auth private_key_jwt
- * (the provider's signing_key, RS256 or ES256) and client_secret_jwt (the
+ * (the provider's signing_key, RS256, PS256 or ES256) and client_secret_jwt (the
  * client secret as an HS256 key).
  *
  * The assertion's claims (RFC 7523 section 3): iss = sub = the client_id,

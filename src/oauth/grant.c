@@ -175,7 +175,11 @@ static int request_finish(const provider_t *p, const char *url, const char *aud,
     buf_putc(&body, '{');
   for (size_t i = 0; i < ps->n; i++)
     body_add(&body, json, ps->items[i].key, ps->items[i].val);
-  if (jwt) {
+  if (client_auth_is_mtls(p->client_auth)) {
+    /* RFC 8705 section 2: the TLS client certificate authenticates; the
+     * request names the client and carries no secret. */
+    body_add(&body, json, "client_id", id);
+  } else if (jwt) {
     /* RFC 7523 section 2.2; the secret itself is never sent. */
     body_add(&body, json, "client_id", id);
     body_add(&body, json, "client_assertion_type", CLIENT_ASSERTION_TYPE);
@@ -246,8 +250,13 @@ static int token_request(const provider_t *p, const conn_t *c, const token_req_t
   int rc = client_pick(p, c, &id, &secret);
   if (rc != 0)
     return rc;
-  /* A refresh goes to the provider's refresh endpoint when it has one. */
-  const char *where = t->refresh && nonempty(p->refresh_url) ? p->refresh_url : p->token_url;
+  /* A refresh goes to the provider's refresh endpoint when it has one; a
+   * mutual-TLS client to the token endpoint's mTLS alias (RFC 8705
+   * section 5) when there is one. */
+  const char *where = t->refresh && nonempty(p->refresh_url) ? p->refresh_url
+                      : client_auth_is_mtls(p->client_auth) && nonempty(p->mtls_token_url)
+                        ? p->mtls_token_url
+                        : p->token_url;
   buf_t url = BUF_INIT;
   if (endpoint(p, c, where, &url) != 0)
     return GRANTD_ECONFIG;
@@ -348,7 +357,10 @@ int grant_revoke_request(const provider_t *p, const conn_t *c, const char *token
   if (rc != 0)
     return rc;
   buf_t url = BUF_INIT;
-  if (endpoint(p, c, p->revoke_url, &url) != 0)
+  const char *where = client_auth_is_mtls(p->client_auth) && nonempty(p->mtls_revoke_url)
+                        ? p->mtls_revoke_url
+                        : p->revoke_url;
+  if (endpoint(p, c, where, &url) != 0)
     return GRANTD_ECONFIG;
   params_t ps = {0};
   if (p->revoke_query) {

@@ -51,6 +51,10 @@ static size_t sign(const jws_key_t *k, jws_alg_t alg, const void *p, size_t n,
     if (br_rsa_pkcs1_sign_get_default()(BR_HASH_OID_SHA256, h, sizeof(h), &k->rsa, sig) == 1)
       len = (k->rsa.n_bitlen + 7) / 8;
     break;
+  case JWS_PS256:
+    sha256(p, n, h);
+    len = jws_pss_sign(&k->rsa, h, sig);
+    break;
   case JWS_ES256:
     sha256(p, n, h);
     len = br_ecdsa_sign_raw_get_default()(br_ec_get_default(), &br_sha256_vtable, h, &k->ec, sig);
@@ -125,6 +129,10 @@ static bool verify(const jws_key_t *k, jws_alg_t alg, const char *input, size_t 
          memcmp(got, h, sizeof(h)) == 0;
     break;
   }
+  case JWS_PS256:
+    sha256(input, n, h);
+    ok = jws_pss_verify(&k->pub.rsa, h, sig, sig_len);
+    break;
   case JWS_ES256:
     sha256(input, n, h);
     ok = sig_len == 64 && br_ecdsa_vrfy_raw_get_default()(br_ec_get_default(), h, sizeof(h),

@@ -12,9 +12,11 @@
  *    ("A key of the same size as the hash output ... or larger MUST be
  *    used").
  *
- * PS256 (RSASSA-PSS) is recognised by name and refused: the BearSSL 0.6 that
- * grantd builds against (Debian 12) has no RSA-PSS padding, and grantd does
- * not carry its own.
+ *  - PS256: RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt
+ *    (section 3.5), RSA keys of 2048 to 4096 bits. The BearSSL 0.6 of
+ *    Debian 12 has no PSS padding: oauth/jws_pss.c encodes EMSA-PSS (RFC
+ *    8017 section 9.1) over BearSSL's raw RSA operations. The salt is
+ *    random (base/rand), so two signatures of one input differ.
  *
  * Keys are parsed from PEM -- "RSA PRIVATE KEY" (PKCS#1), "EC PRIVATE KEY"
  * (SEC1 / RFC 5915, an "EC PARAMETERS" block before it is skipped) and
@@ -38,7 +40,7 @@ typedef enum {
   JWS_RS256,
   JWS_ES256,
   JWS_HS256,
-  JWS_PS256, /* recognised, refused by jws_key_check_alg() */
+  JWS_PS256,
 } jws_alg_t;
 
 typedef enum {
@@ -75,13 +77,14 @@ jws_kty_t jws_key_type(const jws_key_t *k);
 /* The bits of an RSA modulus, of an EC curve order, or of an oct secret. */
 unsigned jws_key_bits(const jws_key_t *k);
 
-/* The algorithm a key signs with when none is configured: RS256 for RSA,
+/* The algorithm a key signs with when none is configured: RS256 for RSA
+ * (PS256 only when configured),
  * ES256 for EC P-256, HS256 for oct. */
 jws_alg_t jws_key_default_alg(const jws_key_t *k);
 
 /* Checks that k can sign with alg under RFC 7518's size rules.
  * @return 0, or GRANTD_EINVALID with *why set (wrong key type, too small,
- *         PS256 unavailable). */
+ *         no algorithm). */
 int jws_key_check_alg(const jws_key_t *k, jws_alg_t alg, const char **why);
 
 /* Appends the compact JWS BASE64URL(header) "." BASE64URL(payload) "."

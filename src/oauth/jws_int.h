@@ -6,6 +6,7 @@
 #ifndef GRANTD_OAUTH_JWS_INT_H
 #define GRANTD_OAUTH_JWS_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <bearssl.h>
@@ -31,5 +32,30 @@ struct jws_key {
   unsigned char *oct; /* HS256 secret */
   size_t oct_len;
 };
+
+/* RSASSA-PSS for PS256 (oauth/jws_pss.c): SHA-256, MGF1-SHA-256, salt of
+ * JWS_PSS_SALT_LEN bytes (the hash length, as RFC 7518 section 3.5 asks). */
+#define JWS_PSS_SALT_LEN 32
+
+/* EMSA-PSS-ENCODE (RFC 8017 section 9.1.1) of the SHA-256 digest mhash with
+ * the given salt into em[0..ceil(em_bits / 8)).
+ * @return the encoded length, 0 when em_bits is too small (< 521). */
+size_t jws_pss_encode(const unsigned char mhash[32], const unsigned char salt[32], unsigned em_bits,
+                      unsigned char *em);
+
+/* EMSA-PSS-VERIFY (RFC 8017 section 9.1.2): whether em[0..em_len) is a valid
+ * encoding of mhash for em_bits (em_len must be ceil(em_bits / 8)). */
+bool jws_pss_check(const unsigned char mhash[32], const unsigned char *em, size_t em_len,
+                   unsigned em_bits);
+
+/* RSASSA-PSS-SIGN (RFC 8017 section 8.1.1) of mhash with a fresh random
+ * salt (base/rand) and emBits = modBits - 1.
+ * @return the signature length (the modulus length), 0 on failure. */
+size_t jws_pss_sign(const br_rsa_private_key *sk, const unsigned char mhash[32],
+                    unsigned char sig[JWS_SIG_MAX]);
+
+/* RSASSA-PSS-VERIFY (RFC 8017 section 8.1.2) of sig over mhash with pk. */
+bool jws_pss_verify(const br_rsa_public_key *pk, const unsigned char mhash[32],
+                    const unsigned char *sig, size_t sig_len);
 
 #endif

@@ -124,8 +124,10 @@ int jws_key_check_alg(const jws_key_t *k, jws_alg_t alg, const char **why)
       w = "HS256 needs a secret of at least 32 bytes (RFC 7518 section 3.2)";
     break;
   case JWS_PS256:
-    w = "PS256 (RSASSA-PSS) is not available: the BearSSL 0.6 grantd is built with has no "
-        "RSA-PSS; use RS256 or ES256";
+    if (k->kty != JWS_KTY_RSA)
+      w = "PS256 needs an RSA key";
+    else if (k->rsa.n_bitlen < 2048)
+      w = "PS256 needs an RSA key of at least 2048 bits (RFC 7518 section 3.5)";
     break;
   case JWS_ALG_NONE: w = "no signing algorithm"; break;
   }
@@ -164,8 +166,13 @@ static bool rsa_self_test(const jws_key_t *k)
 }
 
 /* Finishes an RSA key from BearSSL's CRT components: recomputes n and e,
- * checks the size and that the members fit together. */
-static int rsa_from_crt(const br_rsa_private_key *src, jws_key_t **out, const char **why)
+ * checks the size and that the members fit together. BearSSL recomputes e
+ * only when p and q are both 3 mod 4 (bearssl_rsa.h), which holds for a
+ * quarter of the keys OpenSSL makes; otherwise e_given (the key text's own
+ * public exponent, 0 = none) is used, and the self-test below proves that
+ * it belongs to the private key. */
+static int rsa_from_crt(const br_rsa_private_key *src, uint32_t e_given, jws_key_t **out,
+                        const char **why)
 {
   if (src->n_bitlen > JWS_RSA_MAX_BITS || src->n_bitlen < JWS_RSA_MIN_BITS || src->plen == 0 ||
       src->qlen == 0 || src->dplen == 0 || src->dqlen == 0 || src->iqlen == 0 ||
@@ -200,6 +207,8 @@ static int rsa_from_crt(const br_rsa_private_key *src, jws_key_t **out, const ch
   k->pub.rsa.nlen = modulus(k->pub.rsa.n, &k->rsa);
   used += nlen;
   uint32_t e = br_rsa_compute_pubexp_get_default()(&k->rsa);
+  if (e == 0)
+    e = e_given;
   if (k->pub.rsa.nlen != nlen || bitlen(k->pub.rsa.n, nlen) != src->n_bitlen || e == 0) {
     jws_key_free(k);
     *why = "the RSA private key is inconsistent";
@@ -263,6 +272,61 @@ static int ec_from_priv(const br_ec_private_key *src, jws_key_t **out, const cha
 }
 
 /* ---- PEM ---- */
+
+/* One DER TLV at *p (< end): its tag and contents [*body, *body + *len);
+ * *p moves past it. Definite lengths of up to 4 bytes only. */
+static bool der_next(const unsigned char **p, const unsigned char *end, unsigned *tag,
+                     const unsigned char **body, size_t *len)
+{
+  const unsigned char *q = *p;
+  if (end - q < 2)
+    return false;
+  *tag = *q++;
+  size_t n = *q++;
+  if (n & 0x80) {
+    size_t k = n & 0x7F;
+    if (k == 0 || k > 4 || (size_t)(end - q) < k)
+      return false;
+    for (n = 0; k > 0; k--)
+      n = (n << 8) | *q++;
+  }
+  if ((size_t)(end - q) < n)
+    return false;
+  *body = q;
+  *len = n;
+  *p = q + n;
+  return true;
+}
+
+/* The public exponent of a PKCS#1 RSAPrivateKey (SEQUENCE { version, n, e,
+ * ... }), or of one inside PKCS#8 (SEQUENCE { version, AlgorithmIdentifier,
+ * OCTET STRING { RSAPrivateKey } }); 0 when absent or over 32 bits. */
+static uint32_t der_rsa_e(const unsigned char *der, size_t len)
+{
+  const unsigned char *p = der, *end = der + len, *b, *v;
+  unsigned tag;
+  size_t n, vn;
+  if (!der_next(&p, end, &tag, &b, &n) || tag != 0x30)
+    return 0;
+  p = b, end = b + n;
+  if (!der_next(&p, end, &tag, &v, &vn) || tag != 0x02 || !der_next(&p, end, &tag, &v, &vn))
+    return 0;
+  if (tag == 0x30) { /* PKCS#8: the AlgorithmIdentifier, then the key */
+    if (!der_next(&p, end, &tag, &b, &n) || tag != 0x04)
+      return 0;
+    return der_rsa_e(b, n);
+  }
+  if (tag != 0x02 || !der_next(&p, end, &tag, &v, &vn) || tag != 0x02)
+    return 0;
+  while (vn > 0 && *v == 0)
+    v++, vn--;
+  if (vn == 0 || vn > 4)
+    return 0;
+  uint32_t e = 0;
+  for (size_t i = 0; i < vn; i++)
+    e = (e << 8) | v[i];
+  return e;
+}
 
 static void pem_collect(void *ctx, const void *p, size_t n)
 {
@@ -337,7 +401,8 @@ static int parse_pem(const char *text, size_t len, jws_key_t **out, const char *
     if (br_skey_decoder_last_error(sk) != 0) {
       *why = "the PEM private key is not a valid PKCS#1, SEC1 or PKCS#8 RSA or EC key";
     } else if (br_skey_decoder_key_type(sk) == BR_KEYTYPE_RSA) {
-      rc = rsa_from_crt(br_skey_decoder_get_rsa(sk), out, why);
+      rc = rsa_from_crt(br_skey_decoder_get_rsa(sk),
+                        der_rsa_e((const unsigned char *)der.data, der.len), out, why);
     } else if (br_skey_decoder_key_type(sk) == BR_KEYTYPE_EC) {
       rc = ec_from_priv(br_skey_decoder_get_ec(sk), out, why);
     }
@@ -395,7 +460,11 @@ static int jwk_rsa(const json_t *o, jws_key_t **out, const char **why)
     .iq = (unsigned char *)v[7].data,
     .iqlen = v[7].len,
   };
-  rc = rsa_from_crt(&sk, out, why);
+  uint32_t e = 0;
+  if (v[1].len <= 4)
+    for (size_t i = 0; i < v[1].len; i++)
+      e = (e << 8) | (unsigned char)v[1].data[i];
+  rc = rsa_from_crt(&sk, e, out, why);
   if (rc == 0 && (!same_unsigned((*out)->pub.rsa.n, (*out)->pub.rsa.nlen, &v[0]) ||
                   !same_unsigned((*out)->pub.rsa.e, (*out)->pub.rsa.elen, &v[1]))) {
     jws_key_free(*out);

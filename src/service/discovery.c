@@ -23,6 +23,9 @@
  *   code_challenge_methods_supported      -> pkce_methods
  *   token_endpoint_auth_methods_supported -> auth_methods
  *   authorization_response_iss_parameter_supported (true) -> iss_param_supported
+ *   mtls_endpoint_aliases.token_endpoint / .revocation_endpoint (RFC 8705
+ *     section 5) -> mtls_token_url / mtls_revoke_url, which a mutual-TLS
+ *     client (tls_client_auth, self_signed_tls_client_auth) uses instead
  * Every endpoint must be an absolute https URL (http only with
  * allow_insecure_http). Two decisions follow from the method lists:
  *   - pkce is turned off only when the (final) pkce_methods list exists and
@@ -210,6 +213,17 @@ static int apply(disc_t *d, const json_t *doc)
       get_list(d, doc, "code_challenge_methods_supported", &pkce) ||
       get_list(d, doc, "token_endpoint_auth_methods_supported", &auth))
     goto fail;
+  const char *mtoken = NULL, *mrevoke = NULL;
+  const json_t *al = json_object_get(doc, "mtls_endpoint_aliases");
+  if (al != NULL && !json_is_null(al)) {
+    if (!json_is_object(al)) {
+      why(d, "%s: 'mtls_endpoint_aliases' is not an object", d->urls[d->idx]);
+      goto fail;
+    }
+    if (get_endpoint(d, al, "token_endpoint", &mtoken) ||
+        get_endpoint(d, al, "revocation_endpoint", &mrevoke))
+      goto fail;
+  }
   if (token == NULL && (p->token_url == NULL || p->token_url[0] == '\0')) {
     why(d, "%s: no token_endpoint", d->urls[d->idx]);
     goto fail;
@@ -222,6 +236,8 @@ static int apply(disc_t *d, const json_t *doc)
   set_if_unset(&p->authorize_url, authz);
   set_if_unset(&p->token_url, token);
   set_if_unset(&p->revoke_url, revoke);
+  set_if_unset(&p->mtls_token_url, mtoken);
+  set_if_unset(&p->mtls_revoke_url, mrevoke);
   if (p->pkce_methods.n == 0) {
     p->pkce_methods = pkce;
     memset(&pkce, 0, sizeof pkce);

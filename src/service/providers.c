@@ -115,10 +115,35 @@ int svc__prov_tls(svc_t *svc, const provider_t *p, tls_client_ctx_t **out)
   return rc;
 }
 
+/* The provider's mutual-TLS client certificate (RFC 8705) on top of tls
+ * (its ca_file trust, or the service's when NULL): a context of its own
+ * that presents the certificate, so its connections and TLS sessions are
+ * never shared with a request that presents another or none (see
+ * net/http_client.h, Pool). Returns the context to use (tls when the
+ * provider has no certificate); tls is released when replaced. */
+static tls_client_ctx_t *with_client_cert(svc_t *svc, const provider_t *p, tls_client_ctx_t *tls)
+{
+  if (p->client_cert == NULL || p->client_cert_key == NULL)
+    return tls;
+  tls_client_ctx_t *base = tls != NULL ? tls : svc->opts.tls, *out = NULL;
+  const char *why = "no base TLS context";
+  if (base == NULL ||
+      tls_client_ctx_derive_cert(&out, base, p->client_cert, strlen(p->client_cert),
+                                 p->client_cert_key, strlen(p->client_cert_key), &why) != 0) {
+    /* The API checked the pair; a stored one that no longer loads leaves
+     * the provider without its certificate, and the server says so. */
+    log_error("provider_client_cert_unusable", "provider", p->name, "reason", why);
+    return tls;
+  }
+  tls_client_ctx_free(tls); /* out holds its own reference on base */
+  return out;
+}
+
 /* Installs p (moved) as the cached provider of its holder, with its TLS
- * context (moved, may be NULL). */
+ * context (moved, may be NULL), wrapped with p's client certificate. */
 svc_prov_t *svc__prov_install(svc_t *svc, provider_t *p, tls_client_ctx_t *tls)
 {
+  tls = with_client_cert(svc, p, tls);
   svc_prov_t *pv = svc__prov_get(svc, p->name);
   svc__prov_retire_tls(svc, pv);
   pv->tls = tls;

@@ -76,7 +76,7 @@ static const field_t provider_fields[] = {
   F(F_STR, provider_t, revoke_url),
   F(F_STR, provider_t, client_id),
   F(F_SEALED, provider_t, client_secret),
-  FE(provider_t, client_auth, CLIENT_AUTH_SECRET_JWT),
+  FE(provider_t, client_auth, CLIENT_AUTH_SELF_SIGNED_TLS),
   F(F_STRLIST, provider_t, scopes),
   F(F_STR, provider_t, scope_separator),
   F(F_BOOL, provider_t, pkce),
@@ -110,6 +110,10 @@ static const field_t provider_fields[] = {
   F(F_SEALED, provider_t, signing_key),
   F(F_STR, provider_t, signing_key_id),
   F(F_STR, provider_t, signing_alg),
+  F(F_STR, provider_t, client_cert),
+  F(F_SEALED, provider_t, client_cert_key),
+  F(F_STR, provider_t, mtls_token_url),
+  F(F_STR, provider_t, mtls_revoke_url),
 };
 
 /* The scheduling fields come first (conn_decode_sched reads rows 0..6). */

@@ -400,6 +400,61 @@ def test_client_auth(g, mA):
                  "error", "invalid_client", 401)
 
 
+def b64u(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def verify_with_jwks(label, jws, jwks):
+    """Checks the compact JWS jws against the JWK Set jwks with Python
+    cryptography (an implementation independent of grantd's): the header's
+    kid names a key of the set, alg is that key's alg, and the signature
+    verifies (RS256, PS256 with a 32-byte salt, ES256 as raw R || S)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+    parts = (jws or "").split(".")
+    if not T.eq(label + ": a compact JWS", 3, len(parts)):
+        return
+    import json as _json
+    hdr = _json.loads(b64u(parts[0]))
+    keys = [k for k in (jwks or {}).get("keys", []) if k.get("kid") == hdr.get("kid")]
+    if not T.eq(label + ": the JWKS has the assertion's kid", 1, len(keys)):
+        return
+    k = keys[0]
+    T.eq(label + ": alg of the JWS and of the JWK", k.get("alg"), hdr.get("alg"))
+    T.eq(label + ": the JWK is for signing", "sig", k.get("use"))
+    T.eq(label + ": no private member in the JWK", [],
+         [m for m in ("d", "p", "q", "dp", "dq", "qi", "k") if m in k])
+    data, sig = (parts[0] + "." + parts[1]).encode(), b64u(parts[2])
+    try:
+        if k["kty"] == "RSA":
+            pub = rsa.RSAPublicNumbers(int.from_bytes(b64u(k["e"]), "big"),
+                                       int.from_bytes(b64u(k["n"]), "big")).public_key()
+            pad = (padding.PSS(padding.MGF1(hashes.SHA256()), 32) if k["alg"] == "PS256"
+                   else padding.PKCS1v15())
+            pub.verify(sig, data, pad, hashes.SHA256())
+        else:
+            pub = ec.EllipticCurvePublicNumbers(int.from_bytes(b64u(k["x"]), "big"),
+                                                int.from_bytes(b64u(k["y"]), "big"),
+                                                ec.SECP256R1()).public_key()
+            der = utils.encode_dss_signature(int.from_bytes(sig[:32], "big"),
+                                             int.from_bytes(sig[32:], "big"))
+            pub.verify(der, data, ec.ECDSA(hashes.SHA256()))
+        T.ok(label + ": signature verifies with the published key", True)
+    except InvalidSignature:
+        T.ok(label + ": signature verifies with the published key", False, "valid", "invalid")
+
+
+def check_jwks(label, g, mock, provider):
+    """The assertion the mock last accepted verifies with grantd's JWKS of
+    provider (GET /v1/providers/{name}/jwks), as the provider would check it
+    against the keys registered there."""
+    r = g.c.get("/v1/providers/%s/jwks" % provider)
+    T.status(label + ": JWKS answer", 200, r)
+    last = mock.client.get("/_mock/last_auth").json() or {}
+    verify_with_jwks(label, last.get("client_assertion"), body_of(r))
+
+
 def test_client_jwt(g, mA):
     """private_key_jwt and client_secret_jwt (RFC 7523 section 2.2): the
     mock verifies each assertion's signature with the registered key (or
@@ -416,6 +471,13 @@ def test_client_jwt(g, mA):
 
     set_knobs(mA, client_auth="private_key_jwt", client_assertion_key=EC_JWK)
     check_active("private_key_jwt ES256 accepted", g.put("jw-1", "jwt-ec", "client_credentials"))
+    check_jwks("ES256 assertion against the JWKS", g, mA, "jwt-ec")
+    jwks = body_of(g.c.get("/v1/providers/jwt-ec/jwks"))
+    T.eq("JWKS of an EC key", [{"kty": "EC", "crv": "P-256", "kid": "ec-1", "alg": "ES256",
+                                "use": "sig",
+                                "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                                "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}],
+         jwks.get("keys"))
     check_active("a second assertion (fresh jti) accepted",
                  g.put("jw-2", "jwt-ec", "client_credentials"))
     check_active("private_key_jwt password grant", g.put_password("jw-3", "jwt-ec"))
@@ -436,9 +498,28 @@ def test_client_jwt(g, mA):
     check_failed("private_key_jwt refused by a client_secret_jwt-only provider",
                  g.put("jw-7", "jwt-ec", "client_credentials"), "error", "invalid_client", 401)
 
+    # PS256 (RSASSA-PSS, RFC 7518 section 3.5) with an RSA key made for the
+    # test; the mock verifies it with the registered key.
+    rsa_pem = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                              "rsa_keygen_bits:2048"], check=True, capture_output=True,
+                             text=True).stdout
+    set_knobs(mA, client_auth="private_key_jwt", client_assertion_key=rsa_pem)
+    g.provider("jwt-ps", mA, client_auth="private_key_jwt", signing_key=rsa_pem,
+               signing_alg="PS256")
+    check_active("private_key_jwt PS256 accepted", g.put("jw-8", "jwt-ps", "client_credentials"))
+    check_jwks("PS256 assertion against the JWKS", g, mA, "jwt-ps")
+    g.provider("jwt-rs", mA, client_auth="private_key_jwt", signing_key=rsa_pem)
+    check_active("private_key_jwt RS256 (the RSA default) accepted",
+                 g.put("jw-9", "jwt-rs", "client_credentials"))
+    check_jwks("RS256 assertion against the JWKS (kid = RFC 7638 thumbprint)", g, mA, "jwt-rs")
+    r = g.c.get("/v1/providers/jwt-hs/jwks")
+    T.status("no JWKS for client_secret_jwt (no signing_key): 404", 404, r)
+    T.eq("no JWKS: error code", "no_signing_key", body_of(r).get("error"))
+    T.status("no JWKS for an unknown provider: 404", 404, g.c.get("/v1/providers/nope/jwks"))
+
     # Unusable keys: 422 and nothing stored.
     for label, extra in (("unparsable key", {"signing_key": "not a key"}),
-                         ("PS256", {"signing_key": EC_JWK, "signing_alg": "PS256"}),
+                         ("PS256 with an EC key", {"signing_key": EC_JWK, "signing_alg": "PS256"}),
                          ("RS256 with an EC key", {"signing_key": EC_JWK, "signing_alg": "RS256"}),
                          ("private_key_jwt without a key", {})):
         body = {"token_url": token_url(mA), "client_id": CLIENT[0],
@@ -448,7 +529,7 @@ def test_client_jwt(g, mA):
         T.status("%s: 422" % label, 422, r)
         T.eq("%s: error code" % label, "invalid_signing_key", body_of(r).get("error"))
         T.status("%s: nothing stored" % label, 404, g.c.get("/v1/providers/jwt-bad"))
-    for cid in ("jw-1", "jw-2", "jw-3", "jw-4", "jw-5", "jw-6", "jw-7"):
+    for cid in ("jw-1", "jw-2", "jw-3", "jw-4", "jw-5", "jw-6", "jw-7", "jw-8", "jw-9"):
         g.delete(cid)
     set_knobs(mA, client_auth="any")
 

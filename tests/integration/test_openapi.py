@@ -151,6 +151,22 @@ def main():
     validate("GET provider", "/v1/providers/{name}", "GET", c.get("/v1/providers/acme"))
     validate("GET missing provider", "/v1/providers/{name}", "GET", c.get("/v1/providers/none"))
     validate("provider list", "/v1/providers", "GET", c.get("/v1/providers"))
+    validate("JWKS of a provider without a signing_key", "/v1/providers/{name}/jwks", "GET",
+             c.get("/v1/providers/acme/jwks"))
+    validate("JWKS of a missing provider", "/v1/providers/{name}/jwks", "GET",
+             c.get("/v1/providers/none/jwks"))
+    ec_jwk = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+              "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+              "d": T.secret("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI")}
+    validate("PUT provider, private_key_jwt", "/v1/providers/{name}", "PUT",
+             c.put("/v1/providers/pkj", {"token_url": "https://127.0.0.1:9/token",
+                                         "client_id": "cid", "client_auth": "private_key_jwt",
+                                         "signing_key": json.dumps(ec_jwk)}))
+    validate("JWKS", "/v1/providers/{name}/jwks", "GET", c.get("/v1/providers/pkj/jwks"))
+    validate("PUT provider, unusable signing_key", "/v1/providers/{name}", "PUT",
+             c.put("/v1/providers/pkj2", {"token_url": "https://127.0.0.1:9/token",
+                                          "client_id": "cid", "client_auth": "private_key_jwt",
+                                          "signing_key": "not a key"}))
 
     cbody = {"tenant": "t1", "provider": "acme", "grant": "refresh_token",
              "access_token": T.secret(rand_key()), "refresh_token": T.secret(rand_key()),

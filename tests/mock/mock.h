@@ -157,6 +157,8 @@ enum {
   MOCK_AUTH_POST,
   MOCK_AUTH_PRIVATE_KEY_JWT, /* a client_assertion signed with client_assertion_key */
   MOCK_AUTH_SECRET_JWT,      /* a client_assertion signed with the client secret */
+  MOCK_AUTH_TLS,             /* RFC 8705 tls_client_auth: a client CA's certificate */
+  MOCK_AUTH_SELF_SIGNED_TLS, /* self_signed_tls_client_auth: the registered certificate */
 };
 
 typedef struct {
@@ -185,6 +187,11 @@ typedef struct {
   /* The key registered for private_key_jwt (PEM or JWK, oauth/jws.h; only
    * its public half is used), NULL = none: RS256/ES256 assertions fail. */
   char *client_assertion_key;
+  /* mutual TLS (RFC 8705): the SHA-256 (hex) of the client certificate
+   * registered for the client (self_signed_tls_client_auth: required;
+   * tls_client_auth: checked when set, standing in for the registered
+   * subject), NULL = none. */
+  char *client_cert_sha256;
   int64_t code_ttl_s;
   int64_t access_ttl_s; /* validity when expires_in is 0 (omitted) */
 } mock_knobs_t;
@@ -238,6 +245,9 @@ typedef struct {
   const tls_stats_t *tls_stats; /* live, NULL with --plain */
   tls_stats_t tls_base;         /* tls_stats at the last /_mock/reset */
   mock_tap_t *taps;             /* open connections */
+  char *last_assertion;         /* the last accepted client_assertion (owned), or NULL */
+  char *mtls_base;              /* "https://host:port" of the mTLS listener, or NULL */
+  char last_cert[65];           /* hex SHA-256 of the last client certificate seen, "" = none */
   bool verbose;
 } mock_t;
 
@@ -267,11 +277,15 @@ typedef struct {
   const char *query; /* NULL = none */
   const char *body;
   size_t body_len;
-  const char *ctype; /* Content-Type header or NULL */
-  const char *authz; /* Authorization header or NULL */
-  const char *base;  /* "https://host:port" of this request */
-  int64_t now;       /* monotonic ms */
-  int64_t wall;      /* wall-clock ms */
+  const char *ctype;    /* Content-Type header or NULL */
+  const char *authz;    /* Authorization header or NULL */
+  const char *base;     /* "https://host:port" of this request */
+  int mtls;             /* arrived on the mTLS listener */
+  int has_cert;         /* the client presented a certificate (mTLS listener) */
+  int cert_trusted;     /* ... that chains to the client CA */
+  char cert_sha256[65]; /* its SHA-256, hex */
+  int64_t now;          /* monotonic ms */
+  int64_t wall;         /* wall-clock ms */
 } mock_req_t;
 
 /* ---- endpoints (mock_oauth.c) -------------------------------------------- */
@@ -337,6 +351,14 @@ const char *mock_issuer(const mock_t *m, const char *base);
 stream_t *mock_tap_wrap(void *arg, stream_t *tcp);
 /* The TLS server context used by mock_tap_wrap (NULL = plain). */
 void mock_tap_set_tls(void *tls_server_ctx);
+/* The same for the mTLS listener: mock_tap_wrap_mtls wraps with the
+ * context set by mock_tap_set_mtls (one that requests client certs). */
+stream_t *mock_tap_wrap_mtls(void *arg, stream_t *tcp);
+void mock_tap_set_mtls(void *tls_server_ctx);
+/* Of a stream made by either wrap: *mtls = whether the mTLS listener
+ * accepted it; 1 with the client certificate's SHA-256 and whether it
+ * chains to the client CA, 0 without one. */
+int mock_tap_peer_cert(stream_t *s, int *mtls, unsigned char sha256[32], int *trusted);
 /* Adds the request counts of open connections to the histogram view. */
 void mock_tap_fold_open(const mock_t *m, uint64_t hist[5], uint64_t *max, uint64_t *open);
 /* Histogram bucket of a per-connection request count. */

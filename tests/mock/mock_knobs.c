@@ -39,8 +39,13 @@ const char *mock_fault_name(mock_fault_t f)
 }
 
 static const char *const fault_on_names[] = {"", "token", "revoke", "both"};
-static const char *const auth_names[] = {"any", "basic", "post", "private_key_jwt",
-                                         "client_secret_jwt"};
+static const char *const auth_names[] = {"any",
+                                         "basic",
+                                         "post",
+                                         "private_key_jwt",
+                                         "client_secret_jwt",
+                                         "tls_client_auth",
+                                         "self_signed_tls_client_auth"};
 
 void mock_knobs_defaults(mock_knobs_t *k)
 {
@@ -68,6 +73,7 @@ void mock_knobs_free(mock_knobs_t *k)
   free(k->realm_id);
   free(k->issuer);
   free(k->client_assertion_key);
+  free(k->client_cert_sha256);
   memset(k, 0, sizeof *k);
 }
 
@@ -81,6 +87,7 @@ void mock_knobs_copy(mock_knobs_t *dst, const mock_knobs_t *src)
   dst->realm_id = xstrdup(src->realm_id);
   dst->issuer = xstrdup(src->issuer);
   dst->client_assertion_key = xstrdup(src->client_assertion_key);
+  dst->client_cert_sha256 = xstrdup(src->client_cert_sha256);
 }
 
 /* ---- applying ------------------------------------------------------------ */
@@ -223,6 +230,8 @@ static int apply_one(mock_knobs_t *k, const char *key, const json_t *v, char *er
     return get_enum(v, key, auth_names, ARRAY_SIZE(auth_names), 0, &k->client_auth, err, errlen);
   if (strcmp(key, "client_assertion_key") == 0)
     return get_str(v, key, true, 16384, &k->client_assertion_key, err, errlen);
+  if (strcmp(key, "client_cert_sha256") == 0)
+    return get_str(v, key, true, 64, &k->client_cert_sha256, err, errlen);
   if (strcmp(key, "code_ttl_s") == 0)
     return get_int(v, key, 1, 86400, &k->code_ttl_s, err, errlen);
   if (strcmp(key, "access_ttl_s") == 0)
@@ -386,6 +395,21 @@ json_t *mock_metadata_json(const mock_t *m, const char *base, bool oidc)
     buf_reset(&b);
     buf_printf(&b, "%s%s", base, eps[i][1]);
     json_object_set_new(doc, eps[i][0], json_string(buf_cstr(&b)));
+  }
+  if (m->mtls_base != NULL) {
+    /* RFC 8705 section 5: where mutual-TLS clients go (the mTLS listener);
+     * and the methods, so a client can see them offered. */
+    json_t *al = json_object();
+    buf_reset(&b);
+    buf_printf(&b, "%s/token", m->mtls_base);
+    json_object_set_new(al, "token_endpoint", json_string(buf_cstr(&b)));
+    buf_reset(&b);
+    buf_printf(&b, "%s/revoke", m->mtls_base);
+    json_object_set_new(al, "revocation_endpoint", json_string(buf_cstr(&b)));
+    json_object_set_new(doc, "mtls_endpoint_aliases", al);
+    json_t *am = json_object_get(doc, "token_endpoint_auth_methods_supported");
+    json_array_append_new(am, json_string("tls_client_auth"));
+    json_array_append_new(am, json_string("self_signed_tls_client_auth"));
   }
   if (oidc) {
     buf_reset(&b);

@@ -10,7 +10,8 @@
  * never sees a partial number). Endpoints: /authorize, /token, /revoke,
  * /introspect, /resource, /jwks, /.well-known/oauth-authorization-server,
  * /.well-known/openid-configuration, and the control endpoints
- * GET /_mock/counters, GET|POST /_mock/config, POST /_mock/reset.
+ * GET /_mock/counters, GET|POST /_mock/config, POST /_mock/reset,
+ * GET /_mock/last_auth.
  * See print_usage() for options; the knobs are listed in mock_knobs.c.
  *
  * One response buffer is reused for every request (http_respond copies
@@ -45,6 +46,8 @@ typedef struct {
   uv_loop_t loop;
   http_server_t *srv;
   tls_server_ctx_t *tls;
+  http_server_t *msrv;    /* the mTLS listener, or NULL */
+  tls_server_ctx_t *mtls; /* its context (requests client certificates) */
   uv_signal_t sigterm, sigint;
   uv_timer_t sweep;
   delay_t *delays;   /* requests waiting for latency_ms */
@@ -69,6 +72,9 @@ static void print_usage(FILE *f)
         "  --config JSON        knobs as a JSON object (as POST /_mock/config)\n"
         "  --KNOB VALUE         one knob, e.g. --reuse-grace-s 30 --fault 500\n"
         "                       (VALUE is JSON when it parses, else a string)\n"
+        "  --client-ca FILE     also listen for mutual TLS (RFC 8705): client\n"
+        "                       certificates are requested and checked against FILE\n"
+        "  --mtls-port-file F   write that listener's port to F\n"
         "  --verbose            log every request to stderr\n",
         f);
 }
@@ -216,6 +222,14 @@ static void dispatch(app_t *a, http_req_t *req)
     .wall = clock_now_ms(),
   };
   q.body = http_req_body(req, &q.body_len);
+  unsigned char cert[32];
+  q.has_cert = mock_tap_peer_cert(http_req_stream(req), &q.mtls, cert, &q.cert_trusted);
+  if (q.has_cert) {
+    for (int i = 0; i < 32; i++)
+      snprintf(q.cert_sha256 + 2 * i, 3, "%02x", cert[i]);
+  }
+  if (q.mtls)
+    memcpy(m->last_cert, q.cert_sha256, sizeof m->last_cert);
   path = strip_prefix(m, path);
 
   if (strcmp(path, "/token") == 0) {
@@ -261,6 +275,10 @@ static void dispatch(app_t *a, http_req_t *req)
       mock_config(a, &q, r);
     else if (strcmp(path, "/_mock/reset") == 0 && post)
       mock_reset(a, r);
+    else if (strcmp(path, "/_mock/last_auth") == 0 && get)
+      json_resp(r, 200,
+                json_pack("{s:s?, s:s?}", "client_assertion", m->last_assertion,
+                          "client_cert_sha256", m->last_cert[0] ? m->last_cert : NULL));
     else
       mock_oauth_error(r, 404, "not_found", "unknown control endpoint or method");
   } else {
@@ -354,6 +372,9 @@ static void on_signal(uv_signal_t *s, int signum)
   a->nhung = 0;
   http_server_close(a->srv, 0, NULL, NULL);
   a->srv = NULL;
+  if (a->msrv != NULL)
+    http_server_close(a->msrv, 0, NULL, NULL);
+  a->msrv = NULL;
 }
 
 /* ---- start-up ------------------------------------------------------------ */
@@ -383,7 +404,7 @@ static int split_pair(const char *s, char **a, char **b)
 }
 
 typedef struct {
-  const char *cert, *key, *port_file, *host;
+  const char *cert, *key, *port_file, *host, *client_ca, *mtls_port_file;
   unsigned port;
   int plain;
 } opts_t;
@@ -416,6 +437,10 @@ static int parse_args(app_t *a, opts_t *o, int argc, char **argv)
       o->key = val;
     } else if (strcmp(arg, "--port-file") == 0) {
       o->port_file = val;
+    } else if (strcmp(arg, "--client-ca") == 0) {
+      o->client_ca = val;
+    } else if (strcmp(arg, "--mtls-port-file") == 0) {
+      o->mtls_port_file = val;
     } else if (strcmp(arg, "--host") == 0) {
       o->host = val;
     } else if (strcmp(arg, "--port") == 0) {
@@ -487,11 +512,14 @@ static void app_free(app_t *a)
   free(m->users);
   mock_knobs_free(&m->knobs);
   mock_knobs_free(&m->start_knobs);
+  free(m->last_assertion);
+  free(m->mtls_base);
   mock_store_free(m->store);
   mock_resp_free(&a->resp);
   buf_free(&a->base);
   free(a->hung);
   tls_server_ctx_free(a->tls);
+  tls_server_ctx_free(a->mtls);
   mock_tap_cleanup();
 }
 
@@ -539,6 +567,35 @@ int main(int argc, char **argv)
     goto out_loop;
   }
   a->m.port = http_server_port(a->srv);
+  if (o.client_ca != NULL && a->tls != NULL) {
+    e = tls_server_ctx_new(&a->mtls, o.cert, o.key);
+    if (e == 0)
+      e = tls_server_ctx_request_client_cert(a->mtls, o.client_ca);
+    if (e == 0) {
+      mock_tap_set_mtls(a->mtls);
+      so.port = 0;
+      so.wrap = mock_tap_wrap_mtls;
+      e = http_server_start(&a->loop, &so, &a->msrv);
+    }
+    if (e != 0) {
+      fprintf(stderr, "mock_provider: cannot listen for mutual TLS: %s\n", err_str(e));
+      http_server_close(a->srv, 0, NULL, NULL);
+      a->srv = NULL;
+      goto out_loop;
+    }
+    unsigned mp = http_server_port(a->msrv);
+    buf_t mb = BUF_INIT;
+    const char *h = o.host != NULL ? o.host : "127.0.0.1";
+    buf_printf(&mb, strchr(h, ':') ? "https://[%s]:%u" : "https://%s:%u", h, mp);
+    a->m.mtls_base = buf_steal(&mb);
+    if (o.mtls_port_file != NULL && write_port_file(o.mtls_port_file, mp) != 0) {
+      fprintf(stderr, "mock_provider: cannot write %s\n", o.mtls_port_file);
+      http_server_close(a->srv, 0, NULL, NULL);
+      http_server_close(a->msrv, 0, NULL, NULL);
+      a->srv = a->msrv = NULL;
+      goto out_loop;
+    }
+  }
   uv_signal_init(&a->loop, &a->sigterm);
   uv_signal_init(&a->loop, &a->sigint);
   a->sigterm.data = a->sigint.data = a;

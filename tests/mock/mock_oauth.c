@@ -319,6 +319,43 @@ static uint32_t authenticate_jwt(tctx_t *tc, const char *pid, const char *jwt)
     fail(tc, 401, "invalid_client", why);
     return MOCK_NONE;
   }
+  free(tc->m->last_assertion);
+  tc->m->last_assertion = xstrdup(jwt);
+  return client;
+}
+
+/* RFC 8705 section 2: a client_id in the request, no other credentials,
+ * and the TLS client certificate of the connection: one that chains to
+ * the client CA (tls_client_auth) or the one registered for the client
+ * (self_signed_tls_client_auth; for tls_client_auth the registered
+ * certificate, when set, stands in for the registered subject DN). A
+ * request on the listener without client authentication has no
+ * certificate at all: grantd must use the mtls_endpoint_aliases. */
+static uint32_t authenticate_tls(tctx_t *tc, const char *pid, bool other)
+{
+  const mock_knobs_t *k = &tc->m->knobs;
+  const mock_req_t *q = tc->q;
+  uint32_t client = pid != NULL ? mock_find_client(tc->m, pid) : MOCK_NONE;
+  const char *why = NULL;
+  if (other)
+    why = "a mutual-TLS client sends no client_secret, Basic credentials or assertion";
+  else if (client == MOCK_NONE)
+    why = "client_id is required and must be a known client (RFC 8705 section 2)";
+  else if (!q->mtls)
+    why = "mutual TLS: this endpoint asks for no client certificate (use the "
+          "mtls_endpoint_aliases)";
+  else if (!q->has_cert)
+    why = "no client certificate was presented";
+  else if (k->client_auth == MOCK_AUTH_TLS && !q->cert_trusted)
+    why = "the client certificate does not chain to a trusted client CA";
+  else if (k->client_auth == MOCK_AUTH_SELF_SIGNED_TLS && k->client_cert_sha256 == NULL)
+    why = "no certificate is registered for this client";
+  else if (k->client_cert_sha256 != NULL && strcasecmp(k->client_cert_sha256, q->cert_sha256) != 0)
+    why = "the client certificate is not the one registered for this client";
+  if (why != NULL) {
+    fail(tc, 401, "invalid_client", why);
+    return MOCK_NONE;
+  }
   return client;
 }
 
@@ -332,6 +369,8 @@ static uint32_t authenticate(tctx_t *tc)
   if (param(tc, "client_id", &pid) != 0 || param(tc, "client_secret", &psec) != 0 ||
       param(tc, "client_assertion", &pas) != 0)
     return MOCK_NONE;
+  if (k->client_auth == MOCK_AUTH_TLS || k->client_auth == MOCK_AUTH_SELF_SIGNED_TLS)
+    return authenticate_tls(tc, pid, basic || psec != NULL || pas != NULL);
   if (pas != NULL && (basic || psec != NULL)) {
     fail(tc, 400, "invalid_request", "more than one client authentication method");
     return MOCK_NONE;

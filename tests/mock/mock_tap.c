@@ -30,6 +30,7 @@ struct mock_tap_s {
   stream_close_cb ccb;
   mock_tap_t *prev, *next;
   uint64_t responses;
+  int mtls; /* accepted by the mTLS listener */
 };
 
 typedef struct wreq_s {
@@ -43,6 +44,7 @@ typedef struct wreq_s {
 
 static wreq_t *wfree; /* recycled write requests */
 static void *g_tls;   /* tls_server_ctx_t *, NULL = plain */
+static void *g_mtls;  /* the mTLS listener's context */
 
 void mock_tap_set_tls(void *tls_server_ctx)
 {
@@ -278,11 +280,38 @@ static void tap_close(stream_t *s, stream_close_cb cb)
 
 static const stream_vtbl_t tap_vt = {tap_read_start, tap_read_stop, tap_write, tap_close};
 
+void mock_tap_set_mtls(void *tls_server_ctx)
+{
+  g_mtls = tls_server_ctx;
+}
+
+int mock_tap_peer_cert(stream_t *s, int *mtls, unsigned char sha256[32], int *trusted)
+{
+  *mtls = 0;
+  if (s == NULL || s->vt != &tap_vt)
+    return 0;
+  mock_tap_t *t = (mock_tap_t *)s;
+  *mtls = t->mtls;
+  return t->mtls ? tls_stream_peer_cert(t->inner, sha256, trusted) : 0;
+}
+
+static stream_t *wrap_with(mock_t *m, void *tls, stream_t *tcp);
+
 stream_t *mock_tap_wrap(void *arg, stream_t *tcp)
 {
-  mock_t *m = arg;
-  stream_t *inner = g_tls != NULL ? tls_server_wrap(g_tls, tcp) : tcp;
+  return wrap_with(arg, g_tls, tcp);
+}
+
+stream_t *mock_tap_wrap_mtls(void *arg, stream_t *tcp)
+{
+  return wrap_with(arg, g_mtls, tcp);
+}
+
+static stream_t *wrap_with(mock_t *m, void *tls, stream_t *tcp)
+{
+  stream_t *inner = tls != NULL ? tls_server_wrap(tls, tcp) : tcp;
   mock_tap_t *t = xcalloc(1, sizeof *t);
+  t->mtls = tls != NULL && tls == g_mtls;
   t->s.vt = &tap_vt;
   t->s.loop = inner->loop;
   t->inner = inner;
@@ -293,7 +322,7 @@ stream_t *mock_tap_wrap(void *arg, stream_t *tcp)
     m->taps->prev = t;
   m->taps = t;
   m->c.conns_accepted++;
-  if (g_tls != NULL)
+  if (tls != NULL)
     m->c.conns_tls++;
   return &t->s;
 }

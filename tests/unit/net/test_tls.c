@@ -252,6 +252,9 @@ typedef struct {
   size_t srv_in_off;
   uv_timer_t srv_timer;
   int srv_resumes; /* read_start calls from srv_timer */
+  int srv_peer;    /* tls_stream_peer_cert() at the first bytes */
+  int srv_peer_trusted;
+  unsigned char srv_peer_id[32];
 
   tls_client_ctx_t *cctx;
   const char *server_name;
@@ -341,6 +344,8 @@ static void srv_on_read(stream_t *s, ssize_t n, const char *data)
     stream_close(s, srv_on_closed);
     return;
   }
+  if (fx->srv_bytes == 0)
+    fx->srv_peer = tls_stream_peer_cert(s, fx->srv_peer_id, &fx->srv_peer_trusted);
   fx->srv_bytes += (size_t)n;
   if (fx->mode == SRV_PIPELINE) {
     /* The bytes are only appended (the echo writes borrow them, so the
@@ -1040,6 +1045,109 @@ static void test_ctx_errors(void **state)
   tls_server_ctx_free(NULL);
 }
 
+static char *slurp(const char *name)
+{
+  FILE *f = fopen(path_of(name), "rb");
+  assert_non_null(f);
+  buf_t b = BUF_INIT;
+  char tmp[4096];
+  size_t n;
+  while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+    buf_append(&b, tmp, n);
+  fclose(f);
+  buf_putc(&b, '\0');
+  return buf_steal(&b);
+}
+
+/* Runs one echo connection with client context cctx (borrowed) against a
+ * server that requests client certificates from ca.pem's CA. */
+static void run_mtls(fx_t *fx, tls_client_ctx_t *cctx)
+{
+  fx_init(fx, "ec.pem", "ec.key", SRV_ECHO);
+  assert_int_equal(tls_server_ctx_request_client_cert(fx->sctx, path_of("ca.pem")), 0);
+  if (cctx != NULL) {
+    tls_client_ctx_free(fx->cctx);
+    fx->cctx = cctx;
+  }
+  fx_run(fx, 1);
+  assert_int_equal(fx->hs_status[0], 0);
+  assert_true(fx->echoed[0]);
+}
+
+/* Mutual TLS: a context made with a client certificate presents it (the
+ * server sees that leaf, trusted by its client CA, and verified its
+ * CertificateVerify); an untrusted one is presented and reported as such;
+ * a context without one presents none. Bad pairs are refused. */
+static void test_client_cert(void **state)
+{
+  (void)state;
+  char *ec = slurp("ec.pem"), *eck = slurp("ec.key"), *rsa = slurp("rsa.pem"),
+       *rsak = slurp("rsa.key"), *oth = slurp("other.pem"), *othk = slurp("other.key"),
+       *cak = slurp("ca.key");
+  const char *why = NULL;
+  unsigned char id[32];
+  tls_client_ctx_t *base = NULL, *withc = NULL;
+  assert_int_equal(tls_client_ctx_new(&base, path_of("ca.pem"), NULL), 0);
+  assert_null(tls_client_ctx_cert_id(base));
+  assert_int_equal(tls_client_cert_check(ec, strlen(ec), eck, strlen(eck), id, &why), 0);
+  static const struct {
+    int chain, key;
+    const char *why;
+  } bad[] = {
+    {0, 6, "does not match"},   /* the CA's EC key for the EC leaf */
+    {0, 3, "RSA key but"},      /* the RSA key for the EC leaf */
+    {2, 1, "EC key but"},       /* the EC key for the RSA leaf */
+    {-1, 1, "client_cert is"},  /* not PEM */
+    {0, -1, "client_cert_key"}, /* not a key */
+  };
+  const char *txt[] = {ec, eck, rsa, rsak, oth, othk, cak};
+  for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+    const char *c = bad[i].chain < 0 ? "nope" : txt[bad[i].chain];
+    const char *k = bad[i].key < 0 ? "nope" : txt[bad[i].key];
+    why = NULL;
+    assert_int_equal(tls_client_cert_check(c, strlen(c), k, strlen(k), NULL, &why),
+                     GRANTD_EINVALID);
+    if (why == NULL || strstr(why, bad[i].why) == NULL)
+      fail_msg("bad[%zu]: \"%s\" lacks \"%s\"", i, why ? why : "(null)", bad[i].why);
+    assert_int_equal(tls_client_ctx_derive_cert(&withc, base, c, strlen(c), k, strlen(k), NULL),
+                     GRANTD_EINVALID);
+  }
+
+  fx_t fx;
+  /* EC leaf of the client CA. */
+  assert_int_equal(tls_client_ctx_derive_cert(&withc, base, ec, strlen(ec), eck, strlen(eck), &why),
+                   0);
+  assert_memory_equal(tls_client_ctx_cert_id(withc), id, 32);
+  run_mtls(&fx, withc);
+  assert_true(fx.srv_peer);
+  assert_true(fx.srv_peer_trusted);
+  assert_memory_equal(fx.srv_peer_id, id, 32);
+  fx_done(&fx);
+  /* RSA leaf, also of the client CA. */
+  assert_int_equal(
+    tls_client_ctx_derive_cert(&withc, base, rsa, strlen(rsa), rsak, strlen(rsak), &why), 0);
+  run_mtls(&fx, withc);
+  assert_true(fx.srv_peer);
+  assert_true(fx.srv_peer_trusted);
+  fx_done(&fx);
+  /* A leaf of another CA: presented, not trusted. */
+  assert_int_equal(
+    tls_client_ctx_derive_cert(&withc, base, oth, strlen(oth), othk, strlen(othk), &why), 0);
+  run_mtls(&fx, withc);
+  assert_true(fx.srv_peer);
+  assert_false(fx.srv_peer_trusted);
+  fx_done(&fx);
+  /* No certificate. */
+  run_mtls(&fx, NULL);
+  assert_false(fx.srv_peer);
+  fx_done(&fx);
+
+  tls_client_ctx_free(base);
+  char *all[] = {ec, eck, rsa, rsak, oth, othk, cak};
+  for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+    free(all[i]);
+}
+
 static void test_system_bundle(void **state)
 {
   (void)state;
@@ -1080,6 +1188,7 @@ int main(void)
     cmocka_unit_test(test_inner_write_fails),
     cmocka_unit_test(test_close_before_handshake),
     cmocka_unit_test(test_derived_ctx),
+    cmocka_unit_test(test_client_cert),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

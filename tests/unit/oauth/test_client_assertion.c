@@ -149,6 +149,11 @@ static void test_private_key_jwt_rs256_pem(void **state)
   assert_int_equal(grant_refresh_request(&p, &c, &r), 0);
   check_assertion(&r, k, JWS_RS256, "rsa-1", "grant_type=refresh_token&refresh_token=rt-1&", jti);
   oauth_request_free(&r);
+  /* PS256 with the same key (RSASSA-PSS, oauth/jws_pss.c). */
+  p.signing_alg = "PS256";
+  assert_int_equal(grant_refresh_request(&p, &c, &r), 0);
+  check_assertion(&r, k, JWS_PS256, "rsa-1", "grant_type=refresh_token&refresh_token=rt-1&", jti);
+  oauth_request_free(&r);
   jws_key_free(k);
   clock_clear_fake();
 }
@@ -226,7 +231,10 @@ static void test_check_at_save(void **state)
   p.signing_alg = "ES256";
   save_check(&p, NULL);
   p.signing_alg = "PS256";
-  save_check(&p, "PS256");
+  save_check(&p, "PS256 needs an RSA key");
+  p.signing_key = (char *)RSA_PKCS8;
+  save_check(&p, NULL);
+  p.signing_key = EC_JWK;
   p.signing_alg = "HS256";
   save_check(&p, "HS256 needs a shared secret");
   p.signing_alg = "none";

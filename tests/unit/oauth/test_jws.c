@@ -2,11 +2,16 @@
  * (RS256) examples signed to exactly the RFC's JWS, A.3 (ES256) signed and
  * checked with BearSSL's verifier against the RFC's public key (and the
  * RFC's own signature verified), the RFC 7638 thumbprint example, PEM
- * forms (PKCS#1, PKCS#8, SEC1) of the same keys, and refused keys/inputs. */
+ * forms (PKCS#1, PKCS#8, SEC1) of the same keys, and refused keys/inputs.
+ * PS256: Wycheproof's RSASSA-PSS SHA-256/MGF1/salt-32 vectors through the
+ * verifier, signatures of an independent signer (Python cryptography)
+ * verified, grantd's own signatures verified (2048 and 2057 bits), and the
+ * EMSA-PSS encoding's structure checked with an MGF1 written here. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -15,8 +20,11 @@
 #include "base/b64.h"
 #include "base/err.h"
 #include "base/json.h"
+#include "base/mem.h"
 #include "jws_fixtures.h"
 #include "oauth/jws.h"
+#include "oauth/jws_int.h"
+#include "pss_fixtures.h"
 
 /* RFC 7515 A.1 and A.2/A.3 share this payload (with its CR LF line breaks). */
 #define RFC_PAYLOAD_B64 \
@@ -398,10 +406,11 @@ static void test_alg_rules(void **state)
   jws_key_t *ec = parse_ok(EC_PKCS8);
   const char *why = NULL;
   buf_t out = BUF_INIT;
-  /* PS256: recognised, refused with the reason. */
-  assert_int_equal(jws_key_check_alg(rsa, JWS_PS256, &why), GRANTD_EINVALID);
-  assert_non_null(strstr(why, "PS256"));
-  assert_int_equal(jws_sign_compact(rsa, JWS_PS256, "{}", 2, "{}", 2, &out), GRANTD_EINVALID);
+  /* PS256 takes an RSA key of 2048 bits or more, like RS256. */
+  assert_int_equal(jws_key_check_alg(rsa, JWS_PS256, &why), 0);
+  assert_int_equal(jws_key_check_alg(ec, JWS_PS256, &why), GRANTD_EINVALID);
+  assert_non_null(strstr(why, "PS256 needs an RSA key"));
+  assert_int_equal(jws_sign_compact(ec, JWS_PS256, "{}", 2, "{}", 2, &out), GRANTD_EINVALID);
   assert_int_equal(out.len, 0);
   /* Wrong key type for the algorithm. */
   assert_int_equal(jws_key_check_alg(ec, JWS_RS256, &why), GRANTD_EINVALID);
@@ -529,14 +538,213 @@ static void test_jwk_refused(void **state)
   free(j);
 }
 
+static void sha256_of(const void *p, size_t n, unsigned char out[32])
+{
+  br_sha256_context c;
+  br_sha256_init(&c);
+  br_sha256_update(&c, p, n);
+  br_sha256_out(&c, out);
+}
+
+static void test_ps256_wycheproof(void **state)
+{
+  (void)state;
+  static const unsigned char e[] = {1, 0, 1};
+  br_rsa_public_key pk = {(unsigned char *)WP_N, sizeof(WP_N), (unsigned char *)e, sizeof(e)};
+  for (size_t i = 0; i < sizeof(WP_VECTORS) / sizeof(WP_VECTORS[0]); i++) {
+    const struct wp_vector *v = &WP_VECTORS[i];
+    unsigned char h[32];
+    sha256_of(v->msg, v->msg_len, h);
+    if (jws_pss_verify(&pk, h, v->sig, 256) != (v->valid != 0))
+      fail_msg("Wycheproof tcId %d (%s): expected %s", v->tc_id, v->comment,
+               v->valid ? "valid" : "invalid");
+    /* A signature of another length never verifies. */
+    assert_false(jws_pss_verify(&pk, h, v->sig, 255));
+  }
+}
+
+/* Signs with PS256 twice, checks both verify and differ (random salt), and
+ * that tampering or another algorithm fails. */
+static void ps256_roundtrip(const char *pem, unsigned bits)
+{
+  jws_key_t *k = parse_ok(pem);
+  assert_int_equal(jws_key_bits(k), bits);
+  assert_int_equal(jws_key_check_alg(k, JWS_PS256, NULL), 0);
+  static const char hdr[] = "{\"alg\":\"PS256\"}", pay[] = "{\"iss\":\"joe\"}";
+  buf_t a = BUF_INIT, b = BUF_INIT, sig = BUF_INIT;
+  assert_int_equal(jws_sign_compact(k, JWS_PS256, hdr, strlen(hdr), pay, strlen(pay), &a), 0);
+  assert_int_equal(jws_sign_compact(k, JWS_PS256, hdr, strlen(hdr), pay, strlen(pay), &b), 0);
+  assert_string_not_equal(a.data, b.data);
+  buf_t got = BUF_INIT;
+  assert_int_equal(jws_verify_compact(k, JWS_PS256, a.data, a.len, &got), 0);
+  assert_int_equal(got.len, strlen(pay));
+  assert_memory_equal(got.data, pay, got.len);
+  assert_int_equal(jws_verify_compact(k, JWS_PS256, b.data, b.len, NULL), 0);
+  /* The signature is the modulus length (a leading zero byte included). */
+  const char *dot = strrchr(a.data, '.');
+  b64d(&sig, dot + 1);
+  assert_int_equal(sig.len, (bits + 7) / 8);
+  /* Not an RS256 signature, and the header says PS256 anyway. */
+  assert_int_equal(jws_verify_compact(k, JWS_RS256, a.data, a.len, NULL), GRANTD_EINVALID);
+  /* One signature bit flipped, or one payload character changed. */
+  unsigned char h[32];
+  sha256_of(a.data, (size_t)(dot - a.data), h);
+  assert_true(jws_pss_verify(&k->pub.rsa, h, (unsigned char *)sig.data, sig.len));
+  sig.data[sig.len - 1] ^= 1;
+  assert_false(jws_pss_verify(&k->pub.rsa, h, (unsigned char *)sig.data, sig.len));
+  a.data[strlen(hdr) + 2] ^= 1;
+  assert_int_equal(jws_verify_compact(k, JWS_PS256, a.data, a.len, NULL), GRANTD_EINVALID);
+  buf_free(&a);
+  buf_free(&b);
+  buf_free(&got);
+  buf_free(&sig);
+  jws_key_free(k);
+}
+
+static void test_ps256_sign_verify(void **state)
+{
+  (void)state;
+  ps256_roundtrip(RSA_PKCS8, 2048);
+  ps256_roundtrip(RSA_2057, 2057);
+  ps256_roundtrip(RSA_1MOD4_PKCS8, 2048);
+}
+
+/* A key BearSSL cannot recompute e of (q = 1 mod 4): e comes from the PEM
+ * (PKCS#1 or PKCS#8) or the JWK, and the key signs and verifies. */
+static void test_rsa_key_with_q_1_mod_4(void **state)
+{
+  (void)state;
+  const char *const texts[] = {RSA_1MOD4_PKCS8, RSA_1MOD4_PKCS1, RSA_1MOD4_JWK};
+  char *n0 = NULL;
+  for (size_t i = 0; i < 3; i++) {
+    jws_key_t *k = parse_ok(texts[i]);
+    assert_int_equal(jws_key_bits(k), 2048);
+    json_t *pub = jws_key_public_jwk(k, NULL, JWS_RS256);
+    assert_string_equal(json_get_str(pub, "e"), "AQAB");
+    if (n0 == NULL)
+      n0 = xstrdup(json_get_str(pub, "n"));
+    else
+      assert_string_equal(json_get_str(pub, "n"), n0);
+    buf_t out = BUF_INIT;
+    assert_int_equal(jws_sign_compact(k, JWS_RS256, "{\"alg\":\"RS256\"}", 15, "{}", 2, &out), 0);
+    assert_int_equal(jws_verify_compact(k, JWS_RS256, out.data, out.len, NULL), 0);
+    buf_free(&out);
+    json_decref(pub);
+    jws_key_free(k);
+  }
+  free(n0);
+}
+
+/* Signatures made by Python cryptography (OpenSSL) verify here. */
+static void test_ps256_independent_signer(void **state)
+{
+  (void)state;
+  unsigned char h[32];
+  sha256_of(INTEROP_MSG, strlen(INTEROP_MSG), h);
+  jws_key_t *a2 = parse_ok(RSA_PKCS1), *k57 = parse_ok(RSA_2057);
+  assert_true(jws_pss_verify(&a2->pub.rsa, h, CRYPTO_SIG_A2, sizeof(CRYPTO_SIG_A2)));
+  assert_int_equal(sizeof(CRYPTO_SIG_2057), 258);
+  assert_true(jws_pss_verify(&k57->pub.rsa, h, CRYPTO_SIG_2057, sizeof(CRYPTO_SIG_2057)));
+  /* Each with the other's key, and the wrong digest: refused. */
+  assert_false(jws_pss_verify(&k57->pub.rsa, h, CRYPTO_SIG_A2, sizeof(CRYPTO_SIG_A2)));
+  h[0] ^= 0x80;
+  assert_false(jws_pss_verify(&a2->pub.rsa, h, CRYPTO_SIG_A2, sizeof(CRYPTO_SIG_A2)));
+  jws_key_free(a2);
+  jws_key_free(k57);
+}
+
+/* MGF1-SHA-256 written again here, to unmask DB independently. */
+static void test_mgf1(const unsigned char *seed, unsigned char *out, size_t n)
+{
+  for (unsigned c = 0; n; c++) {
+    unsigned char in[36], t[32];
+    memcpy(in, seed, 32);
+    in[32] = (unsigned char)(c >> 24), in[33] = (unsigned char)(c >> 16);
+    in[34] = (unsigned char)(c >> 8), in[35] = (unsigned char)c;
+    sha256_of(in, sizeof(in), t);
+    size_t k = n < 32 ? n : 32;
+    for (size_t i = 0; i < k; i++)
+      *out++ ^= t[i];
+    n -= k;
+  }
+}
+
+/* EMSA-PSS-ENCODE (RFC 8017 section 9.1.1) with a fixed salt: the encoded
+ * message is maskedDB || H || 0xbc with the top 8 * emLen - emBits bits
+ * clear, H = SHA-256(0^8 || mHash || salt), and DB = MGF1(H) xor maskedDB
+ * = 0...0 || 0x01 || salt; every field tampered with is refused. */
+static void test_pss_encode_structure(void **state)
+{
+  (void)state;
+  static const unsigned bits[] = {521, 528, 1031, 2047, 2048, 2056, 4095};
+  unsigned char mhash[32], salt[32];
+  sha256_of("abc", 3, mhash);
+  for (size_t i = 0; i < 32; i++)
+    salt[i] = (unsigned char)(0xA0 + i);
+  unsigned char em[JWS_SIG_MAX];
+  assert_int_equal(jws_pss_encode(mhash, salt, 520, em), 0); /* emLen < hLen + sLen + 2 */
+  for (size_t t = 0; t < sizeof(bits) / sizeof(bits[0]); t++) {
+    unsigned eb = bits[t];
+    size_t len = (eb + 7) / 8, db_len = len - 33;
+    unsigned zbits = (unsigned)(8 * len - eb);
+    assert_int_equal(jws_pss_encode(mhash, salt, eb, em), len);
+    assert_int_equal(em[len - 1], 0xBC);
+    assert_int_equal(em[0] & (0xFF00u >> zbits) & 0xFF, 0);
+    assert_true(jws_pss_check(mhash, em, len, eb));
+    /* H over M'. */
+    unsigned char mp[72], h[32];
+    memset(mp, 0, 8);
+    memcpy(mp + 8, mhash, 32);
+    memcpy(mp + 40, salt, 32);
+    sha256_of(mp, sizeof(mp), h);
+    assert_memory_equal(em + db_len, h, 32);
+    /* DB. */
+    unsigned char db[JWS_SIG_MAX];
+    memcpy(db, em, db_len);
+    test_mgf1(h, db, db_len);
+    db[0] &= (unsigned char)(0xFFu >> zbits);
+    for (size_t j = 0; j < db_len - 33; j++)
+      assert_int_equal(db[j], 0);
+    assert_int_equal(db[db_len - 33], 0x01);
+    assert_memory_equal(db + db_len - 32, salt, 32);
+    /* Tampering: each region, the trailer, a set top bit, another digest,
+     * another emBits. */
+    const size_t at[] = {0, db_len - 33, db_len - 1, db_len, len - 2, len - 1};
+    for (size_t j = 0; j < sizeof(at) / sizeof(at[0]); j++) {
+      em[at[j]] ^= 0x01;
+      assert_false(jws_pss_check(mhash, em, len, eb));
+      em[at[j]] ^= 0x01;
+    }
+    if (zbits) {
+      em[0] ^= 0x80;
+      assert_false(jws_pss_check(mhash, em, len, eb));
+      em[0] ^= 0x80;
+    }
+    mhash[5] ^= 1;
+    assert_false(jws_pss_check(mhash, em, len, eb));
+    mhash[5] ^= 1;
+    assert_false(jws_pss_check(mhash, em, len - 1, eb));
+    assert_true(jws_pss_check(mhash, em, len, eb));
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_rfc7515_a1_hs256), cmocka_unit_test(test_rfc7515_a2_rs256_jwk_and_pem),
-    cmocka_unit_test(test_rfc7515_a3_es256), cmocka_unit_test(test_rfc7638_thumbprint),
-    cmocka_unit_test(test_sign_claims),      cmocka_unit_test(test_verify_refuses_malformed),
-    cmocka_unit_test(test_alg_rules),        cmocka_unit_test(test_pem_refused),
+    cmocka_unit_test(test_rfc7515_a1_hs256),
+    cmocka_unit_test(test_rfc7515_a2_rs256_jwk_and_pem),
+    cmocka_unit_test(test_rfc7515_a3_es256),
+    cmocka_unit_test(test_rfc7638_thumbprint),
+    cmocka_unit_test(test_sign_claims),
+    cmocka_unit_test(test_verify_refuses_malformed),
+    cmocka_unit_test(test_alg_rules),
+    cmocka_unit_test(test_pem_refused),
     cmocka_unit_test(test_jwk_refused),
+    cmocka_unit_test(test_ps256_wycheproof),
+    cmocka_unit_test(test_ps256_sign_verify),
+    cmocka_unit_test(test_ps256_independent_signer),
+    cmocka_unit_test(test_pss_encode_structure),
+    cmocka_unit_test(test_rsa_key_with_q_1_mod_4),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
