@@ -200,7 +200,12 @@ static int rsa_from_crt(const br_rsa_private_key *src, jws_key_t **out, const ch
   k->pub.rsa.nlen = modulus(k->pub.rsa.n, &k->rsa);
   used += nlen;
   uint32_t e = br_rsa_compute_pubexp_get_default()(&k->rsa);
-  if (k->pub.rsa.nlen != nlen || bitlen(k->pub.rsa.n, nlen) != src->n_bitlen || e == 0) {
+  /* BearSSL 0.6's compute_pubexp gives 0 for many ordinary keys (most
+   * OpenSSL 2048-bit keys with e = 65537): then take the usual exponent,
+   * which the self-test below confirms (a wrong e cannot verify). */
+  if (e == 0)
+    e = 65537;
+  if (k->pub.rsa.nlen != nlen || bitlen(k->pub.rsa.n, nlen) != src->n_bitlen) {
     jws_key_free(k);
     *why = "the RSA private key is inconsistent";
     return GRANTD_EINVALID;

@@ -214,6 +214,25 @@ static void test_rfc7515_a2_rs256_jwk_and_pem(void **state)
   free(jwk);
 }
 
+/* An ordinary OpenSSL key whose e BearSSL cannot recompute from the CRT
+ * members: it parses (e = 65537, confirmed by the self-signature), signs
+ * RS256 and verifies with its own public half. */
+static void test_rsa_openssl_key(void **state)
+{
+  (void)state;
+  jws_key_t *k = parse_ok(RSA_OPENSSL);
+  assert_int_equal(jws_key_type(k), JWS_KTY_RSA);
+  assert_int_equal(jws_key_bits(k), 2048);
+  json_t *pub = jws_key_public_jwk(k, NULL, JWS_RS256);
+  assert_string_equal(json_get_str(pub, "e"), "AQAB");
+  json_decref(pub);
+  buf_t out = BUF_INIT;
+  assert_int_equal(jws_sign_compact(k, JWS_RS256, "{\"alg\":\"RS256\"}", 15, "{}", 2, &out), 0);
+  assert_int_equal(jws_verify_compact(k, JWS_RS256, out.data, out.len, NULL), 0);
+  buf_free(&out);
+  jws_key_free(k);
+}
+
 static void test_rfc7515_a3_es256(void **state)
 {
   (void)state;
@@ -536,7 +555,7 @@ int main(void)
     cmocka_unit_test(test_rfc7515_a3_es256), cmocka_unit_test(test_rfc7638_thumbprint),
     cmocka_unit_test(test_sign_claims),      cmocka_unit_test(test_verify_refuses_malformed),
     cmocka_unit_test(test_alg_rules),        cmocka_unit_test(test_pem_refused),
-    cmocka_unit_test(test_jwk_refused),
+    cmocka_unit_test(test_jwk_refused),      cmocka_unit_test(test_rsa_openssl_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
