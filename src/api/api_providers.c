@@ -46,9 +46,8 @@ static int check_endpoints(api_ctx_t *ctx, const provider_t *p)
   const struct {
     const char *field, *url;
   } dialled[] = {
-    {"token_url", p->token_url},
-    {"revoke_url", p->revoke_url},
-    {"refresh_url", p->refresh_url},
+    {"token_url", p->token_url},     {"revoke_url", p->revoke_url},
+    {"refresh_url", p->refresh_url}, {"device_authorization_url", p->device_authorization_url},
     {"issuer", p->issuer},
   };
   for (size_t i = 0; i < ARRAY_SIZE(dialled); i++) {

@@ -51,6 +51,8 @@ void provider_free(provider_t *p)
   free_secret(p->signing_key);
   free(p->signing_key_id);
   free(p->signing_alg);
+  free(p->device_authorization_url);
+  free(p->assertion_claims);
   memset(p, 0, sizeof(*p));
 }
 
@@ -82,4 +84,6 @@ void provider_copy(provider_t *dst, const provider_t *src)
   dst->signing_key = xstrdup(src->signing_key);
   dst->signing_key_id = xstrdup(src->signing_key_id);
   dst->signing_alg = xstrdup(src->signing_alg);
+  dst->device_authorization_url = xstrdup(src->device_authorization_url);
+  dst->assertion_claims = xstrdup(src->assertion_claims);
 }
