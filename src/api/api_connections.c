@@ -47,6 +47,22 @@ static int check_grant(api_ctx_t *ctx, const conn_t *c, api_err_t *e)
     e->code = "grant_not_supported";
     snprintf(e->message, sizeof e->message, "provider '%.64s' does not support the grant %s",
              c->provider, grant_name(c->grant));
+  } else if (c->grant == GRANT_DEVICE_CODE &&
+             (p.device_authorization_url == NULL || p.device_authorization_url[0] == '\0')) {
+    ok = false;
+    e->status = 422;
+    e->code = "missing_device_endpoint";
+    snprintf(e->message, sizeof e->message,
+             "provider '%.64s' has no device_authorization_url (nor a discovered "
+             "device_authorization_endpoint): the device_code grant needs one",
+             c->provider);
+  } else if (c->grant == GRANT_JWT_BEARER && c->signing_key == NULL && p.signing_key == NULL) {
+    ok = false;
+    e->status = 422;
+    e->code = "invalid_signing_key";
+    snprintf(e->message, sizeof e->message,
+             "the jwt_bearer grant needs a signing_key, on the connection or on provider '%.64s'",
+             c->provider);
   }
   provider_free(&p);
   return ok ? 0 : -1;

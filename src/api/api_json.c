@@ -23,6 +23,7 @@
 #include "base/url.h"
 #include "net/tls.h"
 #include "oauth/client_assertion.h"
+#include "oauth/jwt_bearer.h"
 #include "oauth/token.h"
 
 static const char *const provider_fields[] = {
@@ -62,8 +63,14 @@ static const char *const provider_fields[] = {
   "client_cert_key",
   "mtls_token_url",
   "mtls_revoke_url",
+  "device_authorization_url",
+  "assertion_claims",
+  "assertion_scope_claim",
   NULL,
 };
+
+#define GRANT_NAMES \
+  "authorization_code, client_credentials, password, refresh_token, device_code or jwt_bearer"
 
 /* Mutual TLS (RFC 8705): tls_client_auth and self_signed_tls_client_auth
  * need client_cert and client_cert_key; either field needs the other, and
@@ -163,7 +170,10 @@ int api_provider_from_json(const json_t *b, const char *name, provider_t *p, api
            api_field_str(b, "client_cert", &p->client_cert, e) ||
            api_field_str(b, "client_cert_key", &p->client_cert_key, e) ||
            api_field_url(b, "mtls_token_url", &p->mtls_token_url, e) ||
-           api_field_url(b, "mtls_revoke_url", &p->mtls_revoke_url, e);
+           api_field_url(b, "mtls_revoke_url", &p->mtls_revoke_url, e) ||
+           api_field_url(b, "device_authorization_url", &p->device_authorization_url, e) ||
+           api_field_obj_text(b, "assertion_claims", &p->assertion_claims, e) ||
+           api_field_bool(b, "assertion_scope_claim", &p->assertion_scope_claim, e);
   if (rc)
     goto bad;
   /* scope_separator may be a single space, so it bypasses get_str's rules. */
@@ -202,15 +212,16 @@ int api_provider_from_json(const json_t *b, const char *name, provider_t *p, api
     api_field_fail(e, 422, "invalid_client_cert", "%s", why);
     goto bad;
   }
+  if (jwt_bearer_check_claims(p->assertion_claims, &why) != 0) {
+    api_field_fail(e, 422, "invalid_field", "%s", why);
+    goto bad;
+  }
   if (api_field_strlist(b, "grants", &p->grants, e) != 0)
     goto bad;
   for (size_t i = 0; i < p->grants.n; i++) {
     grant_t g;
     if (grant_parse(p->grants.items[i], &g) != 0) {
-      api_field_fail(
-        e, 422, "invalid_field",
-        "field '%s' lists authorization_code, client_credentials, password or refresh_token",
-        "grants");
+      api_field_fail(e, 422, "invalid_field", "field '%s' lists " GRANT_NAMES, "grants");
       goto bad;
     }
   }
@@ -239,7 +250,8 @@ int api_provider_from_json(const json_t *b, const char *name, provider_t *p, api
                    "refresh_lead_min");
     goto bad;
   }
-  const char *urls[] = {p->issuer, p->authorize_url, p->token_url, p->revoke_url, p->refresh_url};
+  const char *urls[] = {p->issuer,     p->authorize_url, p->token_url,
+                        p->revoke_url, p->refresh_url,   p->device_authorization_url};
   for (size_t i = 0; i < ARRAY_SIZE(urls); i++) {
     if (urls[i] && !strncmp(urls[i], "http://", 7) && !p->allow_insecure_http) {
       api_field_fail(e, 422, "insecure_url", "%s: plain http:// endpoints need allow_insecure_http",
@@ -333,6 +345,10 @@ json_t *api_provider_to_json(const provider_t *p)
   set_str(o, "token_body", p->json_body ? "json" : "form");
   set_str(o, "refresh_url", p->refresh_url);
   json_object_set_new(o, "revoke_query", json_boolean(p->revoke_query));
+  set_str(o, "device_authorization_url", p->device_authorization_url);
+  json_object_set_new(o, "assertion_claims",
+                      p->assertion_claims ? json_loads(p->assertion_claims, 0, NULL) : json_null());
+  json_object_set_new(o, "assertion_scope_claim", json_boolean(p->assertion_scope_claim));
   if (p->template_name != NULL) {
     json_t *t = json_object();
     set_str(t, "name", p->template_name);
@@ -368,6 +384,10 @@ static const char *const conn_fields[] = {
   "metadata",
   "vars", /* read by api_conn_vars_check(), which knows the provider */
   "token_member",
+  "signing_key",
+  "signing_key_id",
+  "signing_alg",
+  "assertion_claims",
   NULL,
 };
 
@@ -410,7 +430,11 @@ int api_conn_from_json(const json_t *b, const char *id, conn_t *c, api_err_t *e)
            api_field_str(b, "username", &c->username, e) ||
            api_field_str(b, "password", &c->password, e) ||
            api_field_obj_text(b, "metadata", &c->metadata_json, e) ||
-           api_field_str(b, "token_member", &c->token_member, e);
+           api_field_str(b, "token_member", &c->token_member, e) ||
+           api_field_str(b, "signing_key", &c->signing_key, e) ||
+           api_field_str(b, "signing_key_id", &c->signing_key_id, e) ||
+           api_field_str(b, "signing_alg", &c->signing_alg, e) ||
+           api_field_obj_text(b, "assertion_claims", &c->assertion_claims, e);
   if (rc)
     goto bad;
   if (c->token_member != NULL && !api_member_name_ok(c->token_member)) {
@@ -434,10 +458,7 @@ int api_conn_from_json(const json_t *b, const char *id, conn_t *c, api_err_t *e)
     goto bad;
   }
   if (grant_parse(grant, &c->grant) != 0) {
-    api_field_fail(
-      e, 422, "invalid_field",
-      "field '%s' must be authorization_code, client_credentials, password or refresh_token",
-      "grant");
+    api_field_fail(e, 422, "invalid_field", "field '%s' must be " GRANT_NAMES, "grant");
     goto bad;
   }
   if (json_object_get(b, "expires_in") && json_object_get(b, "expires_at")) {
@@ -473,6 +494,26 @@ int api_conn_from_json(const json_t *b, const char *id, conn_t *c, api_err_t *e)
   if (c->grant != GRANT_PASSWORD && (c->username || c->password)) {
     api_field_fail(e, 422, "invalid_field", "field '%s' is only used by the password grant",
                    c->username ? "username" : "password");
+    goto bad;
+  }
+  if (c->grant != GRANT_JWT_BEARER &&
+      (c->signing_key || c->signing_key_id || c->signing_alg || c->assertion_claims)) {
+    api_field_fail(e, 422, "invalid_field", "field '%s' is only used by the jwt_bearer grant",
+                   c->signing_key      ? "signing_key"
+                   : c->signing_key_id ? "signing_key_id"
+                   : c->signing_alg    ? "signing_alg"
+                                       : "assertion_claims");
+    goto bad;
+  }
+  const char *why = NULL;
+  if ((c->signing_key || c->signing_alg) &&
+      jwt_bearer_check_key(c->signing_key, c->signing_alg, &why) != 0) {
+    /* why is a static sentence: it never quotes the key. */
+    api_field_fail(e, 422, "invalid_signing_key", "%s", why);
+    goto bad;
+  }
+  if (jwt_bearer_check_claims(c->assertion_claims, &why) != 0) {
+    api_field_fail(e, 422, "invalid_field", "%s", why);
     goto bad;
   }
   free(grant);
@@ -567,6 +608,27 @@ json_t *api_conn_to_json(const conn_t *c)
   json_object_set_new(o, "created_at", api_time(c->created_at));
   json_object_set_new(o, "updated_at", api_time(c->updated_at));
   json_object_set_new(o, "revision", json_integer((json_int_t)c->revision));
+  if (c->grant == GRANT_DEVICE_CODE) {
+    /* RFC 8628 section 3.3: what the user is shown, while the flow runs;
+     * never the device code. */
+    json_t *d = json_null();
+    if (c->status == CONN_PENDING && c->user_code != NULL) {
+      d = json_object();
+      set_str(d, "user_code", c->user_code);
+      set_str(d, "verification_uri", c->verification_uri);
+      set_str(d, "verification_uri_complete", c->verification_uri_complete);
+      json_object_set_new(d, "expires_at", api_time(c->device_expires_at));
+      json_object_set_new(d, "interval",
+                          json_integer(c->device_interval > 0 ? c->device_interval : 5));
+    }
+    json_object_set_new(o, "device", d);
+  }
+  if (c->grant == GRANT_JWT_BEARER) {
+    json_object_set_new(o, "has_signing_key", json_boolean(c->signing_key != NULL));
+    set_str(o, "signing_key_id", c->signing_key_id);
+    set_str(o, "signing_alg", c->signing_alg);
+    json_object_set_new(o, "assertion_claims", obj_from_text(c->assertion_claims, false));
+  }
   return o;
 }
 
@@ -620,7 +682,8 @@ static void opt_str(json_t *o, const char *k, const char *v)
 json_t *api_conn_to_import_json(const conn_t *c)
 {
   json_t *o = json_object();
-  bool tokens = (c->grant == GRANT_AUTHORIZATION_CODE || c->grant == GRANT_REFRESH_TOKEN) &&
+  bool tokens = (c->grant == GRANT_AUTHORIZATION_CODE || c->grant == GRANT_REFRESH_TOKEN ||
+                 c->grant == GRANT_DEVICE_CODE) &&
                 (c->access_token != NULL || c->refresh_token != NULL);
   opt_str(o, "id", c->id);
   opt_str(o, "tenant", c->tenant);
@@ -652,5 +715,12 @@ json_t *api_conn_to_import_json(const conn_t *c)
   if (c->vars.n > 0)
     json_object_set_new(o, "vars", kv_json(&c->vars));
   opt_str(o, "token_member", c->token_member);
+  if (c->grant == GRANT_JWT_BEARER) {
+    opt_str(o, "signing_key", c->signing_key);
+    opt_str(o, "signing_key_id", c->signing_key_id);
+    opt_str(o, "signing_alg", c->signing_alg);
+    if (c->assertion_claims != NULL)
+      json_object_set_new(o, "assertion_claims", obj_from_text(c->assertion_claims, false));
+  }
   return o;
 }

@@ -50,9 +50,13 @@ static int check_endpoints(api_ctx_t *ctx, const provider_t *p)
   const struct {
     const char *field, *url;
   } dialled[] = {
-    {"token_url", p->token_url},           {"revoke_url", p->revoke_url},
-    {"refresh_url", p->refresh_url},       {"issuer", p->issuer},
-    {"mtls_token_url", p->mtls_token_url}, {"mtls_revoke_url", p->mtls_revoke_url},
+    {"token_url", p->token_url},
+    {"revoke_url", p->revoke_url},
+    {"refresh_url", p->refresh_url},
+    {"device_authorization_url", p->device_authorization_url},
+    {"issuer", p->issuer},
+    {"mtls_token_url", p->mtls_token_url},
+    {"mtls_revoke_url", p->mtls_revoke_url},
   };
   for (size_t i = 0; i < ARRAY_SIZE(dialled); i++) {
     char why[200], msg[400];

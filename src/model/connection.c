@@ -9,10 +9,8 @@
 #include "base/mem.h"
 
 static const char *const grant_names[] = {
-  "authorization_code",
-  "client_credentials",
-  "password",
-  "refresh_token",
+  "authorization_code", "client_credentials", "password",
+  "refresh_token",      "device_code",        "jwt_bearer",
 };
 static const char *const status_names[] = {
   "pending", "active", "refresh_failing", "needs_reauth", "error", "revoked",
@@ -63,6 +61,14 @@ void conn_free(conn_t *c)
   free(c->metadata_json);
   kvlist_free(&c->vars);
   free(c->token_member);
+  free_secret(c->device_code);
+  free(c->user_code);
+  free(c->verification_uri);
+  free(c->verification_uri_complete);
+  free_secret(c->signing_key);
+  free(c->signing_key_id);
+  free(c->signing_alg);
+  free(c->assertion_claims);
   free(c->last_error_code);
   free(c->last_error_message);
   memset(c, 0, sizeof(*c));
@@ -86,6 +92,14 @@ void conn_copy(conn_t *dst, const conn_t *src)
   dst->metadata_json = xstrdup(src->metadata_json);
   kvlist_copy(&dst->vars, &src->vars);
   dst->token_member = xstrdup(src->token_member);
+  dst->device_code = xstrdup(src->device_code);
+  dst->user_code = xstrdup(src->user_code);
+  dst->verification_uri = xstrdup(src->verification_uri);
+  dst->verification_uri_complete = xstrdup(src->verification_uri_complete);
+  dst->signing_key = xstrdup(src->signing_key);
+  dst->signing_key_id = xstrdup(src->signing_key_id);
+  dst->signing_alg = xstrdup(src->signing_alg);
+  dst->assertion_claims = xstrdup(src->assertion_claims);
   dst->last_error_code = xstrdup(src->last_error_code);
   dst->last_error_message = xstrdup(src->last_error_message);
 }

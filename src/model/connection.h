@@ -20,7 +20,10 @@ typedef enum {
   GRANT_CLIENT_CREDENTIALS = 1,
   GRANT_PASSWORD = 2,
   GRANT_REFRESH_TOKEN = 3, /* imported tokens */
+  GRANT_DEVICE_CODE = 4,   /* RFC 8628 device authorization grant */
+  GRANT_JWT_BEARER = 5,    /* RFC 7523 section 2.1 */
 } grant_t;
+#define GRANT_LAST GRANT_JWT_BEARER
 
 typedef enum {
   CONN_PENDING = 0,
@@ -64,6 +67,23 @@ typedef struct {
   kvlist_t vars;             /* per-connection URL variables (provider's vars) */
   char *token_member;        /* nested token to serve (Slack "authed_user"),
                                 NULL = the provider's token_member */
+  /* device_code grant (RFC 8628), while the flow runs: the device code
+   * (never shown), what the user is shown, when the code expires and the
+   * polling interval in seconds (slow_down adds 5). Cleared when it ends. */
+  char *device_code;         /* secret */
+  char *user_code;
+  char *verification_uri;
+  char *verification_uri_complete;
+  int64_t device_expires_at;
+  int32_t device_interval;
+  /* jwt_bearer grant (RFC 7523 section 2.1): the connection's own signing
+   * key (PEM or JWK, oauth/jws.h; NULL = the provider's), its kid and
+   * JWA name, and claims (JSON object text) over the provider's
+   * assertion_claims ("sub": the user, ...). */
+  char *signing_key;         /* secret */
+  char *signing_key_id;
+  char *signing_alg;
+  char *assertion_claims;
 } conn_t;
 /* clang-format on */
 

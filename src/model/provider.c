@@ -57,6 +57,8 @@ void provider_free(provider_t *p)
   free_secret(p->client_cert_key);
   free(p->mtls_token_url);
   free(p->mtls_revoke_url);
+  free(p->device_authorization_url);
+  free(p->assertion_claims);
   memset(p, 0, sizeof(*p));
 }
 
@@ -92,4 +94,6 @@ void provider_copy(provider_t *dst, const provider_t *src)
   dst->client_cert_key = xstrdup(src->client_cert_key);
   dst->mtls_token_url = xstrdup(src->mtls_token_url);
   dst->mtls_revoke_url = xstrdup(src->mtls_revoke_url);
+  dst->device_authorization_url = xstrdup(src->device_authorization_url);
+  dst->assertion_claims = xstrdup(src->assertion_claims);
 }

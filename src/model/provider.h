@@ -113,6 +113,16 @@ typedef struct {
   char *client_cert_key;        /* secret */
   char *mtls_token_url;
   char *mtls_revoke_url;
+  /* RFC 8628 device authorization endpoint (discovery:
+   * device_authorization_endpoint); the device_code grant needs it. */
+  char *device_authorization_url;
+  /* jwt_bearer grant (RFC 7523 section 2.1): claims (JSON object text)
+   * every assertion of this provider carries over grantd's defaults
+   * (Salesforce's "aud": "https://login.salesforce.com"), and whether the
+   * scope goes in the assertion's "scope" claim (Google service accounts,
+   * DocuSign) instead of the request's scope parameter. */
+  char *assertion_claims;
+  bool assertion_scope_claim;
 } provider_t;
 /* clang-format on */
 

@@ -24,6 +24,8 @@
 #include "base/url.h"
 #include "oauth/catalog.h"
 #include "oauth/client_assertion.h"
+#include "oauth/device.h"
+#include "oauth/jwt_bearer.h"
 
 typedef struct {
   const char *key;
@@ -51,6 +53,8 @@ static const char *const token_protected[] = {
   "client_secret",
   "client_assertion",
   "client_assertion_type",
+  "device_code",
+  "assertion",
   NULL,
 };
 
@@ -211,6 +215,27 @@ static int request_finish(const provider_t *p, const char *url, const char *aud,
   return 0;
 }
 
+/* The parameters alone, without client credentials (an assertion grant
+ * of a client that does not authenticate). */
+static int request_finish_anonymous(const provider_t *p, const char *url, const params_t *ps,
+                                    oauth_request_t *out)
+{
+  buf_t body = BUF_INIT;
+  bool json = p->json_body;
+  if (json)
+    buf_putc(&body, '{');
+  for (size_t i = 0; i < ps->n; i++)
+    body_add(&body, json, ps->items[i].key, ps->items[i].val);
+  if (json)
+    buf_putc(&body, '}');
+  out->body_len = body.len;
+  out->body = buf_steal(&body);
+  out->url = xstrdup(url);
+  out->content_type = json ? OAUTH_JSON_CONTENT_TYPE : OAUTH_FORM_CONTENT_TYPE;
+  out->accept = OAUTH_ACCEPT;
+  return 0;
+}
+
 void oauth_request_free(oauth_request_t *r)
 {
   if (r == NULL)
@@ -229,7 +254,11 @@ typedef struct {
   const char *k3, *v3;
   const strlist_t *scopes; /* scope to send (NULL list = provider's) */
   bool send_scope;
-  bool refresh; /* apply refresh_params */
+  bool refresh;      /* apply refresh_params */
+  const char *where; /* endpoint other than token_url (device
+                        authorization), or NULL */
+  bool jwt_bearer;   /* the assertion grant: signs k1's value; client
+                        authentication optional (RFC 7523 section 3.1) */
 } token_req_t;
 
 /* The endpoint URL for connection c: the provider's URL with its
@@ -248,36 +277,70 @@ static int token_request(const provider_t *p, const conn_t *c, const token_req_t
     return GRANTD_ECONFIG;
   const char *id, *secret;
   int rc = client_pick(p, c, &id, &secret);
-  if (rc != 0)
+  bool jwt_auth =
+    p->client_auth == CLIENT_AUTH_PRIVATE_KEY_JWT || p->client_auth == CLIENT_AUTH_SECRET_JWT;
+  /* The assertion grant needs no client authentication: without a secret
+   * or a client assertion the request carries only the assertion (as
+   * Google, Salesforce and DocuSign document it), whose iss names the
+   * client. */
+  bool anonymous = t->jwt_bearer && secret == NULL && !jwt_auth;
+  if (rc != 0 && !anonymous)
     return rc;
+  if (rc != 0)
+    id = NULL;
   /* A refresh goes to the provider's refresh endpoint when it has one; a
    * mutual-TLS client to the token endpoint's mTLS alias (RFC 8705
    * section 5) when there is one. */
-  const char *where = t->refresh && nonempty(p->refresh_url) ? p->refresh_url
+  const char *where = t->where                                 ? t->where
+                      : t->refresh && nonempty(p->refresh_url) ? p->refresh_url
                       : client_auth_is_mtls(p->client_auth) && nonempty(p->mtls_token_url)
                         ? p->mtls_token_url
                         : p->token_url;
-  buf_t url = BUF_INIT;
-  if (endpoint(p, c, where, &url) != 0)
+  buf_t url = BUF_INIT, aud = BUF_INIT;
+  /* The audience of assertions is the endpoint called, except for the
+   * device authorization endpoint, whose assertions go to the token
+   * endpoint. */
+  if (endpoint(p, c, where, &url) != 0 ||
+      endpoint(p, c, t->where ? p->token_url : where, &aud) != 0) {
+    buf_free(&url);
+    buf_free(&aud);
     return GRANTD_ECONFIG;
+  }
   params_t ps = {0};
-  buf_t scope = BUF_INIT;
-  params_add(&ps, "grant_type", t->grant_type);
+  buf_t scope = BUF_INIT, assertion = BUF_INIT;
+  bool has_scope = scope_join(p, t->scopes, &scope);
+  if (t->jwt_bearer &&
+      jwt_bearer_assertion(p, c, id, buf_cstr(&aud), has_scope ? buf_cstr(&scope) : NULL,
+                           clock_now_ms(), &assertion) != 0)
+    rc = GRANTD_ECONFIG;
+  else
+    rc = 0;
+  if (t->grant_type)
+    params_add(&ps, "grant_type", t->grant_type);
+  if (t->jwt_bearer)
+    params_add(&ps, "assertion", buf_cstr(&assertion));
   if (t->k1 && t->v1)
     params_add(&ps, t->k1, t->v1);
   if (t->k2 && t->v2)
     params_add(&ps, t->k2, t->v2);
   if (t->k3 && t->v3)
     params_add(&ps, t->k3, t->v3);
-  if (t->send_scope && scope_join(p, t->scopes, &scope))
+  if (t->send_scope && has_scope && !(t->jwt_bearer && p->assertion_scope_claim))
     params_add(&ps, "scope", buf_cstr(&scope));
-  params_apply(&ps, &p->token_params, token_protected);
+  if (t->where == NULL)
+    params_apply(&ps, &p->token_params, token_protected);
   if (t->refresh)
     params_apply(&ps, &p->refresh_params, token_protected);
-  rc = request_finish(p, buf_cstr(&url), buf_cstr(&url), &ps, id, secret, out);
+  if (rc == 0 && anonymous) {
+    rc = request_finish_anonymous(p, buf_cstr(&url), &ps, out);
+  } else if (rc == 0) {
+    rc = request_finish(p, buf_cstr(&url), buf_cstr(&aud), &ps, id, secret, out);
+  }
   params_free(&ps);
   buf_free(&scope);
+  buf_wipe_free(&assertion);
   buf_free(&url);
+  buf_free(&aud);
   return rc;
 }
 
@@ -340,6 +403,45 @@ int grant_password_request(const provider_t *p, const conn_t *c, oauth_request_t
     .v2 = c->password,
     .scopes = &c->scopes,
     .send_scope = true,
+  };
+  return token_request(p, c, &t, out);
+}
+
+int grant_device_authorization_request(const provider_t *p, const conn_t *c, oauth_request_t *out)
+{
+  if (!nonempty(p->device_authorization_url)) {
+    memset(out, 0, sizeof(*out));
+    return GRANTD_ECONFIG;
+  }
+  token_req_t t = {
+    .scopes = c ? &c->scopes : NULL,
+    .send_scope = true,
+    .where = p->device_authorization_url,
+  };
+  return token_request(p, c, &t, out);
+}
+
+int grant_device_code_request(const provider_t *p, const conn_t *c, oauth_request_t *out)
+{
+  if (c == NULL || !nonempty(c->device_code)) {
+    memset(out, 0, sizeof(*out));
+    return GRANTD_EINVALID;
+  }
+  token_req_t t = {
+    .grant_type = DEVICE_GRANT_TYPE,
+    .k1 = "device_code",
+    .v1 = c->device_code,
+  };
+  return token_request(p, c, &t, out);
+}
+
+int grant_jwt_bearer_request(const provider_t *p, const conn_t *c, oauth_request_t *out)
+{
+  token_req_t t = {
+    .grant_type = JWT_BEARER_GRANT_TYPE,
+    .scopes = c ? &c->scopes : NULL,
+    .send_scope = true,
+    .jwt_bearer = true,
   };
   return token_request(p, c, &t, out);
 }

@@ -31,7 +31,7 @@
  * builder owns for correctness and security -- grant_type, code,
  * redirect_uri, code_verifier, refresh_token, username, password, token,
  * token_type_hint, client_id, client_secret, client_assertion,
- * client_assertion_type -- are never replaced or
+ * client_assertion_type, device_code, assertion -- are never replaced or
  * repeated by configured params (RFC 6749 section 3.2: parameters MUST NOT
  * be repeated); such entries are ignored.
  *
@@ -125,6 +125,32 @@ int grant_client_credentials_request(const provider_t *p, const conn_t *c, oauth
  * @return 0; GRANTD_EINVALID when c, username or password is NULL;
  *         GRANTD_ECONFIG as for grant_auth_code_request(). */
 int grant_password_request(const provider_t *p, const conn_t *c, oauth_request_t *out);
+
+/* Device authorization request (RFC 8628 section 3.1) to the provider's
+ * device_authorization_url (placeholders expanded): client_id (or the
+ * configured client authentication) and scope; no grant_type, no
+ * token_params. A client assertion is addressed to the token endpoint.
+ * @param c connection for scopes and overrides, or NULL.
+ * @return 0; GRANTD_ECONFIG when there is no device_authorization_url or
+ *         as for grant_auth_code_request(). */
+int grant_device_authorization_request(const provider_t *p, const conn_t *c, oauth_request_t *out);
+
+/* Device access token request (RFC 8628 section 3.4): grant_type
+ * urn:ietf:params:oauth:grant-type:device_code, device_code, then the
+ * client authentication; no scope.
+ * @return 0; GRANTD_EINVALID when c has no device_code; GRANTD_ECONFIG as
+ *         for grant_auth_code_request(). */
+int grant_device_code_request(const provider_t *p, const conn_t *c, oauth_request_t *out);
+
+/* JWT bearer grant (RFC 7523 section 2.1): grant_type
+ * urn:ietf:params:oauth:grant-type:jwt-bearer, a freshly signed assertion
+ * (oauth/jwt_bearer.h), scope (unless the provider puts it in the
+ * assertion: assertion_scope_claim), token_params. Client authentication
+ * as configured when there is a secret or a JWT client_auth; without one
+ * the body has no client_id either (RFC 7523 section 3.1: optional).
+ * @return 0; GRANTD_ECONFIG when the assertion cannot be made (no usable
+ *         key, no iss) or there is no token_url. */
+int grant_jwt_bearer_request(const provider_t *p, const conn_t *c, oauth_request_t *out);
 
 /* Token revocation (RFC 7009 section 2.1) to the provider's revoke_url:
  * token, token_type_hint, with the same client authentication as token

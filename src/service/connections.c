@@ -162,7 +162,9 @@ static int put_impl(svc_t *svc, conn_t *c, svc_conn_cb cb, void *arg, bool after
   bool has_at = c->access_token && c->access_token[0];
   switch (c->grant) {
   case GRANT_CLIENT_CREDENTIALS:
-  case GRANT_PASSWORD: {
+  case GRANT_PASSWORD:
+  case GRANT_JWT_BEARER:
+  case GRANT_DEVICE_CODE: {
     /* The grant runs at once; one commit stores its outcome. */
     /* The status stays what it was until the grant's outcome is stored
      * (one status change, not two). */
@@ -254,7 +256,8 @@ int svc_conn_token(svc_t *svc, const char *id, int64_t min_ttl_ms, svc_conn_cb c
     return 0;
   }
   bool has_rt = c.refresh_token && c.refresh_token[0];
-  if (!has_rt && (c.grant == GRANT_REFRESH_TOKEN || c.grant == GRANT_AUTHORIZATION_CODE)) {
+  if (!has_rt && (c.grant == GRANT_REFRESH_TOKEN || c.grant == GRANT_AUTHORIZATION_CODE ||
+                  c.grant == GRANT_DEVICE_CODE)) {
     /* Nothing to refresh with: no token request, so no slot and no
      * rate-limit budget. A valid token is served as it is; an expired one
      * makes the connection needs_reauth at once. */

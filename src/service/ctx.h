@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "base/heap.h"
+#include "oauth/device.h"
 #include "oauth/grant.h"
 #include "oauth/token.h"
 #include "service/policy.h"
@@ -132,6 +133,8 @@ typedef struct {
   bool unknown;         /* neterr != 0 and the request may have reached the
                            provider (its effect there is unknown) */
   int64_t latency_ms;
+  device_auth_t dev;    /* treq.device_auth and tok.outcome TOKEN_OK: the
+                           device authorization (movable, like tok) */
 } svc_tresult_t;
 /* clang-format on */
 
@@ -151,6 +154,8 @@ struct svc_treq {
   svc_prov_t *prov;          /* whose limits, token_url host and timeout */
   int64_t deadline;          /* queue order (wall ms; smaller = sooner) */
   bool revocation;           /* parse with token_parse_revocation */
+  bool device_auth;          /* parse as an RFC 8628 device authorization
+                                response (device_auth_parse, into dev) */
   const char *url;           /* NULL = req->url from start */
   char token_member[65];     /* the connection's nested-token member; "" =
                                 the provider's (oauth/token.h) */
@@ -228,6 +233,7 @@ typedef struct svc_op {
   token_outcome_t outcome;   /* REFRESH/GRANT result (TOKEN_OK for COMMIT) */
   conn_t next;               /* the record being committed */
   svc_treq_t treq;
+  bool device_poll;          /* the request is an RFC 8628 poll (device.c) */
   svc_conn_cb done_cb;       /* optional: after commit, before waiters */
   void *done_arg;
   uint32_t commit_attempts;  /* failed commits so far */

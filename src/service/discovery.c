@@ -20,6 +20,7 @@
  *   authorization_endpoint -> authorize_url
  *   token_endpoint         -> token_url (required unless configured)
  *   revocation_endpoint    -> revoke_url
+ *   device_authorization_endpoint -> device_authorization_url (RFC 8628 section 4)
  *   code_challenge_methods_supported      -> pkce_methods
  *   token_endpoint_auth_methods_supported -> auth_methods
  *   authorization_response_iss_parameter_supported (true) -> iss_param_supported
@@ -205,11 +206,12 @@ static int apply(disc_t *d, const json_t *doc)
         d->urls[d->idx], issuer ? issuer : "(none)", p->issuer);
     return GRANTD_EDISCOVERY;
   }
-  const char *authz, *token, *revoke;
+  const char *authz, *token, *revoke, *device;
   strlist_t pkce = {0}, auth = {0};
   if (get_endpoint(d, doc, "authorization_endpoint", &authz) ||
       get_endpoint(d, doc, "token_endpoint", &token) ||
       get_endpoint(d, doc, "revocation_endpoint", &revoke) ||
+      get_endpoint(d, doc, "device_authorization_endpoint", &device) ||
       get_list(d, doc, "code_challenge_methods_supported", &pkce) ||
       get_list(d, doc, "token_endpoint_auth_methods_supported", &auth))
     goto fail;
@@ -238,6 +240,7 @@ static int apply(disc_t *d, const json_t *doc)
   set_if_unset(&p->revoke_url, revoke);
   set_if_unset(&p->mtls_token_url, mtoken);
   set_if_unset(&p->mtls_revoke_url, mrevoke);
+  set_if_unset(&p->device_authorization_url, device);
   if (p->pkce_methods.n == 0) {
     p->pkce_methods = pkce;
     memset(&pkce, 0, sizeof pkce);

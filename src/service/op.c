@@ -161,7 +161,7 @@ static fate_t waiter_fate(svc_t *svc, const svc_op_t *op, const op_end_t *end,
       /* A forced refresh that arrived while a put was being stored: it
        * asked for a refresh of the connection as it is now. */
       conn_entry_t *cur = svc__entry_find(svc, op->next.id);
-      if (cur && !svc->closing && svc__schedulable(cur->status)) {
+      if (cur && !svc->closing && svc__schedulable(cur->status, cur->grant)) {
         *again = cur;
         return FATE_REFRESH;
       }

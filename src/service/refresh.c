@@ -3,7 +3,8 @@
  * request (through treq.c) -> outcome (outcome.c) -> next record ->
  * commit (op.c). Also the two refreshes that need no request (a token
  * without a refresh token, expired or not) and the grant a
- * client_credentials/password put runs at once.
+ * client_credentials/password/jwt_bearer/device_code put runs at once
+ * (the steps of a device flow are device.c's).
  *
  * Entry points: svc__refresh (a token read, a forced refresh, or the
  * schedule's svc->on_due hook), svc__expire_no_rt, svc__refresh_with.
@@ -18,6 +19,7 @@
 #include "base/mem.h"
 #include "base/metrics.h"
 #include "base/rand.h"
+#include "service/device.h"
 #include "service/index.h"
 #include "service/op.h"
 #include "service/outcome.h"
@@ -97,7 +99,14 @@ static int refresh_start(svc_treq_t *t, oauth_request_t *req)
   }
   int rc;
   bool has_rt = c->refresh_token && c->refresh_token[0];
-  if (has_rt) {
+  if (svc__device_step(op)) {
+    rc = svc__device_start(svc, op, req, now);
+    if (rc == 1)
+      return 1;
+  } else if (c->grant == GRANT_JWT_BEARER) {
+    /* Renewal is a fresh assertion, whatever the provider answered. */
+    rc = grant_jwt_bearer_request(&pv->p, c, req);
+  } else if (has_rt) {
     rc = grant_refresh_request(&pv->p, c, req);
   } else if (c->grant == GRANT_CLIENT_CREDENTIALS) {
     rc = grant_client_credentials_request(&pv->p, c, req);
@@ -159,6 +168,10 @@ static void refresh_done(svc_treq_t *t, svc_tresult_t *r)
   }
   log_debug("refresh_done", "id", op->entry->id, "outcome", token_outcome_name(r->tok.outcome),
             "#http", LOG_I64(r->tok.http_status), "#ms", LOG_I64(r->latency_ms));
+  if (op->treq.device_auth || op->device_poll) {
+    svc__device_done(svc, op, r);
+    return;
+  }
   refresh_finish(svc, op, &r->tok, r->neterr, r->unknown && r->tok.outcome == TOKEN_TRANSIENT);
 }
 

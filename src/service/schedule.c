@@ -24,9 +24,11 @@
 #include "base/metrics.h"
 #include "service/schedule.h"
 
-bool svc__schedulable(int status)
+bool svc__schedulable(int status, int grant)
 {
-  return status == CONN_ACTIVE || status == CONN_REFRESH_FAILING;
+  /* A pending device flow is scheduled too: its polls (device.c). */
+  return status == CONN_ACTIVE || status == CONN_REFRESH_FAILING ||
+         (status == CONN_PENDING && grant == GRANT_DEVICE_CODE);
 }
 
 static void on_tick(uv_timer_t *t);
@@ -85,7 +87,7 @@ static void on_tick(uv_timer_t *t)
 void svc__schedule(svc_t *svc, conn_entry_t *e, int64_t at)
 {
   e->next_refresh_at = at;
-  if (at <= 0 || !svc__schedulable(e->status)) {
+  if (at <= 0 || !svc__schedulable(e->status, e->grant)) {
     wheel_unlink(&e->wheel);
     return;
   }

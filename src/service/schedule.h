@@ -7,9 +7,9 @@
 
 #include "service/ctx.h"
 
-/* Whether a connection of this status gets proactive refreshes (active,
- * refresh_failing). */
-bool svc__schedulable(int status);
+/* Whether a connection of this status and grant gets proactive refreshes
+ * (active, refresh_failing) or, a pending device_code flow, its polls. */
+bool svc__schedulable(int status, int grant);
 
 /* Schedules e's refresh at `at` (wall ms; 0 = unschedule; also
  * unscheduled when e's status is not schedulable) and re-arms the wheel

@@ -71,7 +71,7 @@ static int load_conn(void *arg, const conn_sched_t *c)
   conn_entry_t *e = svc__entry_add_raw(svc, c->id.p, c->id.n, c->provider.p, c->provider.n,
                                        c->status, c->grant, c->expires_at, c->failures);
   e->next_refresh_at = c->next_refresh_at;
-  if (c->next_refresh_at <= 0 || (c->status != CONN_ACTIVE && c->status != CONN_REFRESH_FAILING))
+  if (c->next_refresh_at <= 0 || !svc__schedulable(c->status, c->grant))
     return 0;
   if (c->next_refresh_at > l->now) {
     wheel_link(&svc->wheel, &e->wheel, (uint64_t)c->next_refresh_at);

@@ -77,6 +77,7 @@ static void treq_finish(svc_treq_t *t, svc_tresult_t *r)
   t->state = TREQ_IDLE;
   t->done(t, r); /* may free t */
   token_result_free(&r->tok);
+  device_auth_free(&r->dev);
   dispatch(svc);
   svc__maybe_closed(svc);
 }
@@ -114,7 +115,9 @@ static void on_http_done(const http_response_t *resp, int err, void *arg)
       .default_expires_in = t->prov->p.default_expires_in,
       .token_member = t->token_member[0] ? t->token_member : t->prov->p.token_member,
     };
-    if (t->revocation)
+    if (t->device_auth)
+      device_auth_parse(&in, &r.dev, &r.tok);
+    else if (t->revocation)
       token_parse_revocation(&in, &r.tok);
     else
       token_parse(&in, &r.tok);

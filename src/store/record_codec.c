@@ -114,6 +114,9 @@ static const field_t provider_fields[] = {
   F(F_SEALED, provider_t, client_cert_key),
   F(F_STR, provider_t, mtls_token_url),
   F(F_STR, provider_t, mtls_revoke_url),
+  F(F_STR, provider_t, device_authorization_url),
+  F(F_STR, provider_t, assertion_claims),
+  F(F_BOOL, provider_t, assertion_scope_claim),
 };
 
 /* The scheduling fields come first (conn_decode_sched reads rows 0..6). */
@@ -121,7 +124,7 @@ enum { C_TENANT, C_PROVIDER, C_GRANT, C_STATUS, C_EXPIRES, C_NEXT_REFRESH, C_FAI
 static const field_t conn_fields[] = {
   F(F_STR, conn_t, tenant),
   F(F_STR, conn_t, provider),
-  FE(conn_t, grant, GRANT_REFRESH_TOKEN),
+  FE(conn_t, grant, GRANT_LAST),
   FE(conn_t, status, CONN_REVOKED),
   F(F_I64, conn_t, expires_at),
   F(F_I64, conn_t, next_refresh_at),
@@ -147,6 +150,16 @@ static const field_t conn_fields[] = {
   F(F_U64, conn_t, revision),
   F(F_KVLIST, conn_t, vars),
   F(F_STR, conn_t, token_member),
+  F(F_SEALED, conn_t, device_code),
+  F(F_STR, conn_t, user_code),
+  F(F_STR, conn_t, verification_uri),
+  F(F_STR, conn_t, verification_uri_complete),
+  F(F_I64, conn_t, device_expires_at),
+  F(F_I32, conn_t, device_interval),
+  F(F_SEALED, conn_t, signing_key),
+  F(F_STR, conn_t, signing_key_id),
+  F(F_STR, conn_t, signing_alg),
+  F(F_STR, conn_t, assertion_claims),
 };
 
 static const field_t state_fields[] = {

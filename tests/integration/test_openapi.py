@@ -182,6 +182,28 @@ def main():
     validate("PUT pending connection", "/v1/connections/{id}", "PUT",
              c.put("/v1/connections/ac1", {"tenant": "t1", "provider": "acme",
                                             "grant": "authorization_code"}))
+    # The other grants' answers (the provider is unreachable: the device
+    # flow ends at once, the assertion grant backs off).
+    validate("PUT device_code, no device endpoint", "/v1/connections/{id}", "PUT",
+             c.put("/v1/connections/dc0", {"tenant": "t1", "provider": "acme",
+                                            "grant": "device_code"}))
+    validate("PUT provider with device and assertion fields", "/v1/providers/{name}", "PUT",
+             c.put("/v1/providers/acme2", dict(
+                 pbody, device_authorization_url="https://127.0.0.1:9/device",
+                 assertion_claims={"aud": "https://login.example"}, assertion_scope_claim=True)))
+    validate("PUT device_code, unreachable", "/v1/connections/{id}", "PUT",
+             c.put("/v1/connections/dc1", {"tenant": "t1", "provider": "acme2",
+                                            "grant": "device_code"}))
+    ec_jwk = T.secret('{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",'
+                      '"y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",'
+                      '"d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}')
+    validate("PUT jwt_bearer, unreachable", "/v1/connections/{id}", "PUT",
+             c.put("/v1/connections/jb1", {"tenant": "t1", "provider": "acme2",
+                                            "grant": "jwt_bearer", "signing_key": ec_jwk,
+                                            "assertion_claims": {"sub": "u"}}))
+    validate("PUT jwt_bearer, bad key", "/v1/connections/{id}", "PUT",
+             c.put("/v1/connections/jb2", {"tenant": "t1", "provider": "acme2",
+                                            "grant": "jwt_bearer", "signing_key": "nope"}))
     validate("GET connection", "/v1/connections/{id}", "GET", c.get("/v1/connections/c1"))
     validate("GET missing connection", "/v1/connections/{id}", "GET", c.get("/v1/connections/zz"))
     validate("token", "/v1/connections/{id}/token", "GET", c.get("/v1/connections/c1/token?min_ttl=0"))

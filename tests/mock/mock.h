@@ -194,6 +194,16 @@ typedef struct {
   char *client_cert_sha256;
   int64_t code_ttl_s;
   int64_t access_ttl_s; /* validity when expires_in is 0 (omitted) */
+  /* RFC 8628 (mock_grants.c): the interval and lifetime of device codes,
+   * and how many polls (from now on) get slow_down whatever their pace. */
+  int64_t device_interval;
+  int64_t device_expires_in;
+  int64_t device_slow_down;
+  /* RFC 7523 section 2.1 (mock_grants.c): the key registered for
+   * jwt-bearer assertions (PEM or JWK; its public half verifies), and an
+   * extra audience accepted besides the issuer and <base>/token. */
+  char *assertion_key;
+  char *assertion_aud;
 } mock_knobs_t;
 
 typedef struct {
@@ -215,6 +225,10 @@ typedef struct {
   size_t n_prefixed;
   uint64_t json_bodies;  /* /token and /revoke requests with a JSON body */
   uint64_t revoke_query; /* /revoke requests with parameters in the query */
+  /* mock_grants.c */
+  uint64_t device_authorizations, device_polls, device_pending, device_slow_down, device_approved,
+    device_denied, device_expired;
+  uint64_t jwt_bearer_ok, jwt_bearer_rejected, jwt_bearer_replays;
 } mock_counters_t;
 
 /* ---- the whole mock ------------------------------------------------------ */
@@ -289,6 +303,44 @@ typedef struct {
 } mock_req_t;
 
 /* ---- endpoints (mock_oauth.c) -------------------------------------------- */
+
+/* State of one /token or /revoke request (mock_oauth.c, mock_grants.c). */
+typedef struct {
+  mock_t *m;
+  const mock_req_t *q;
+  mock_resp_t *r;
+  form_t form;
+  mock_fault_t fmt; /* a format fault applied to the answer, or NONE */
+} mock_tctx_t;
+
+/* For mock_grants.c: mock_oauth.c's error answer, unique parameter read,
+ * client authentication (MOCK_NONE after answering), the check of a
+ * one-time jti (false = seen before), and token issuing (a new family of
+ * `client` with `scope`; a refresh token when `refresh`). */
+void mock_tc_fail(mock_tctx_t *tc, int status, const char *error, const char *desc);
+int mock_tc_param(mock_tctx_t *tc, const char *key, const char **val);
+uint32_t mock_tc_authenticate(mock_tctx_t *tc);
+bool mock_tc_jti_fresh(const char *jti);
+void mock_tc_issue_new(mock_tctx_t *tc, uint32_t client, const char *scope, bool refresh);
+
+/* ---- more grants (mock_grants.c) ------------------------------------------ */
+
+/* POST /device_authorization (RFC 8628 section 3.1). */
+void mock_device_authorization(mock_t *m, const mock_req_t *q, mock_resp_t *r);
+/* grant_type device_code (section 3.4/3.5), client authenticated. */
+void mock_grant_device(mock_tctx_t *tc, uint32_t client);
+/* grant_type jwt-bearer (RFC 7523 section 2.1); client MOCK_NONE when the
+ * request carried no client authentication. */
+void mock_grant_jwt_bearer(mock_tctx_t *tc, uint32_t client);
+/* POST /_mock/device {"user_code": "...", "action": "approve"|"deny"}:
+ * the user's decision at the verification page. */
+void mock_device_decide(mock_t *m, const mock_req_t *q, mock_resp_t *r);
+/* Forgets every device flow and the last assertion (/_mock/reset, exit). */
+void mock_device_clear(void);
+/* GET /_mock/assertion: {"header", "claims", "client_authenticated",
+ * "scope_param", "assertion"} of the last accepted jwt-bearer assertion
+ * (the assertion itself, to test its replay), or null (new reference). */
+json_t *mock_last_assertion_json(void);
 
 void mock_authorize(mock_t *m, const mock_req_t *q, mock_resp_t *r);
 void mock_token(mock_t *m, const mock_req_t *q, mock_resp_t *r);

@@ -62,6 +62,8 @@ void mock_knobs_defaults(mock_knobs_t *k)
   k->client_auth = MOCK_AUTH_ANY;
   k->code_ttl_s = 600;
   k->access_ttl_s = 3600;
+  k->device_interval = 5;
+  k->device_expires_in = 600;
 }
 
 void mock_knobs_free(mock_knobs_t *k)
@@ -74,6 +76,8 @@ void mock_knobs_free(mock_knobs_t *k)
   free(k->issuer);
   free(k->client_assertion_key);
   free(k->client_cert_sha256);
+  free(k->assertion_key);
+  free(k->assertion_aud);
   memset(k, 0, sizeof *k);
 }
 
@@ -88,6 +92,8 @@ void mock_knobs_copy(mock_knobs_t *dst, const mock_knobs_t *src)
   dst->issuer = xstrdup(src->issuer);
   dst->client_assertion_key = xstrdup(src->client_assertion_key);
   dst->client_cert_sha256 = xstrdup(src->client_cert_sha256);
+  dst->assertion_key = xstrdup(src->assertion_key);
+  dst->assertion_aud = xstrdup(src->assertion_aud);
 }
 
 /* ---- applying ------------------------------------------------------------ */
@@ -232,6 +238,16 @@ static int apply_one(mock_knobs_t *k, const char *key, const json_t *v, char *er
     return get_str(v, key, true, 16384, &k->client_assertion_key, err, errlen);
   if (strcmp(key, "client_cert_sha256") == 0)
     return get_str(v, key, true, 64, &k->client_cert_sha256, err, errlen);
+  if (strcmp(key, "device_interval") == 0)
+    return get_int(v, key, 0, 3600, &k->device_interval, err, errlen);
+  if (strcmp(key, "device_expires_in") == 0)
+    return get_int(v, key, 1, 86400, &k->device_expires_in, err, errlen);
+  if (strcmp(key, "device_slow_down") == 0)
+    return get_int(v, key, 0, 1000, &k->device_slow_down, err, errlen);
+  if (strcmp(key, "assertion_key") == 0)
+    return get_str(v, key, true, 16384, &k->assertion_key, err, errlen);
+  if (strcmp(key, "assertion_aud") == 0)
+    return get_str(v, key, true, 1024, &k->assertion_aud, err, errlen);
   if (strcmp(key, "code_ttl_s") == 0)
     return get_int(v, key, 1, 86400, &k->code_ttl_s, err, errlen);
   if (strcmp(key, "access_ttl_s") == 0)
@@ -290,7 +306,7 @@ int mock_knobs_apply_flag(mock_knobs_t *k, const char *name, const char *value, 
 
 json_t *mock_knobs_json(const mock_knobs_t *k)
 {
-  return json_pack(
+  json_t *o = json_pack(
     "{sI sb ss sb sI sI sb sI ss sI sI ss sb ss sO so so sb sb sb ss sI sI}", "expires_in",
     (json_int_t)k->expires_in, "expires_in_as_string", k->expires_in_as_string, "token_type",
     k->token_type, "rotate_refresh_tokens", k->rotate_refresh_tokens, "reuse_grace_s",
@@ -303,6 +319,13 @@ json_t *mock_knobs_json(const mock_knobs_t *k)
     k->issuer ? json_string(k->issuer) : json_null(), "send_iss", k->send_iss, "deny", k->deny,
     "require_pkce", k->require_pkce, "client_auth", auth_names[k->client_auth], "code_ttl_s",
     (json_int_t)k->code_ttl_s, "access_ttl_s", (json_int_t)k->access_ttl_s);
+  json_object_set_new(o, "device_interval", json_integer((json_int_t)k->device_interval));
+  json_object_set_new(o, "device_expires_in", json_integer((json_int_t)k->device_expires_in));
+  json_object_set_new(o, "device_slow_down", json_integer((json_int_t)k->device_slow_down));
+  json_object_set_new(o, "assertion_key", json_boolean(k->assertion_key != NULL));
+  json_object_set_new(o, "assertion_aud",
+                      k->assertion_aud ? json_string(k->assertion_aud) : json_null());
+  return o;
 }
 
 mock_fault_t mock_fault_take(mock_t *m, int endpoint)
@@ -370,6 +393,15 @@ json_t *mock_counters_json(const mock_t *m)
   json_object_set_new(o, "prefixed", pfx);
   json_object_set_new(o, "json_bodies", json_integer((json_int_t)c->json_bodies));
   json_object_set_new(o, "revoke_query", json_integer((json_int_t)c->revoke_query));
+  json_object_set_new(o, "device",
+                      json_pack("{sI sI sI sI sI sI sI}", "authorizations",
+                                U(c->device_authorizations), "polls", U(c->device_polls), "pending",
+                                U(c->device_pending), "slow_down", U(c->device_slow_down),
+                                "approved", U(c->device_approved), "denied", U(c->device_denied),
+                                "expired", U(c->device_expired)));
+  json_object_set_new(o, "jwt_bearer",
+                      json_pack("{sI sI sI}", "accepted", U(c->jwt_bearer_ok), "rejected",
+                                U(c->jwt_bearer_rejected), "replays", U(c->jwt_bearer_replays)));
   return o;
 }
 
@@ -390,6 +422,7 @@ json_t *mock_metadata_json(const mock_t *m, const char *base, bool oidc)
     {"token_endpoint", "/token"},
     {"revocation_endpoint", "/revoke"},
     {"introspection_endpoint", "/introspect"},
+    {"device_authorization_endpoint", "/device_authorization"},
   };
   for (size_t i = 0; i < ARRAY_SIZE(eps); i++) {
     buf_reset(&b);

@@ -167,6 +167,7 @@ static void mock_config(app_t *a, const mock_req_t *q, mock_resp_t *r)
 static void mock_reset(app_t *a, mock_resp_t *r)
 {
   mock_store_clear(a->m.store);
+  mock_device_clear();
   memset(&a->m.c, 0, sizeof a->m.c);
   if (a->m.tls_stats != NULL)
     a->m.tls_base = *a->m.tls_stats;
@@ -237,6 +238,11 @@ static void dispatch(app_t *a, http_req_t *req)
       mock_token(m, &q, r);
     else
       not_allowed(r, "POST");
+  } else if (strcmp(path, "/device_authorization") == 0) {
+    if (post)
+      mock_device_authorization(m, &q, r);
+    else
+      not_allowed(r, "POST");
   } else if (strcmp(path, "/authorize") == 0) {
     if (get)
       mock_authorize(m, &q, r);
@@ -279,6 +285,10 @@ static void dispatch(app_t *a, http_req_t *req)
       json_resp(r, 200,
                 json_pack("{s:s?, s:s?}", "client_assertion", m->last_assertion,
                           "client_cert_sha256", m->last_cert[0] ? m->last_cert : NULL));
+    else if (strcmp(path, "/_mock/device") == 0 && post)
+      mock_device_decide(m, &q, r);
+    else if (strcmp(path, "/_mock/assertion") == 0 && get)
+      json_resp(r, 200, mock_last_assertion_json());
     else
       mock_oauth_error(r, 404, "not_found", "unknown control endpoint or method");
   } else {
@@ -521,6 +531,7 @@ static void app_free(app_t *a)
   tls_server_ctx_free(a->tls);
   tls_server_ctx_free(a->mtls);
   mock_tap_cleanup();
+  mock_device_clear();
 }
 
 int main(int argc, char **argv)

@@ -62,14 +62,7 @@ void mock_oauth_error(mock_resp_t *r, int status, const char *error, const char 
   buf_putc(&r->body, '}');
 }
 
-/* State of one /token or /revoke request. */
-typedef struct {
-  mock_t *m;
-  const mock_req_t *q;
-  mock_resp_t *r;
-  form_t form;
-  mock_fault_t fmt; /* a format fault applied to the answer, or NONE */
-} tctx_t;
+typedef mock_tctx_t tctx_t;
 
 static void count_error(mock_counters_t *c, const char *error)
 {
@@ -802,12 +795,14 @@ void mock_token(mock_t *m, const mock_req_t *q, mock_resp_t *r)
   const char *gt;
   if (param(&tc, "grant_type", &gt) != 0)
     goto done;
-  int g = gt == NULL                              ? -1
-          : strcmp(gt, "authorization_code") == 0 ? 0
-          : strcmp(gt, "refresh_token") == 0      ? 1
-          : strcmp(gt, "client_credentials") == 0 ? 2
-          : strcmp(gt, "password") == 0           ? 3
-                                                  : 4;
+  int g = gt == NULL                                                        ? -1
+          : strcmp(gt, "authorization_code") == 0                           ? 0
+          : strcmp(gt, "refresh_token") == 0                                ? 1
+          : strcmp(gt, "client_credentials") == 0                           ? 2
+          : strcmp(gt, "password") == 0                                     ? 3
+          : strcmp(gt, "urn:ietf:params:oauth:grant-type:device_code") == 0 ? 5
+          : strcmp(gt, "urn:ietf:params:oauth:grant-type:jwt-bearer") == 0  ? 6
+                                                                            : 4;
   if (g < 0) {
     fail(&tc, 400, "invalid_request", "grant_type is required");
     goto done;
@@ -816,13 +811,23 @@ void mock_token(mock_t *m, const mock_req_t *q, mock_resp_t *r)
     fail(&tc, 400, "unsupported_grant_type", "unsupported grant_type");
     goto done;
   }
-  uint32_t client = authenticate(&tc);
+  /* RFC 7523 section 3.1: an assertion grant needs no client
+   * authentication; the assertion's iss names the client. */
+  uint32_t client = MOCK_NONE;
+  if (g == 6 && q->authz == NULL && form_get(&tc.form, "client_id") == NULL &&
+      form_get(&tc.form, "client_assertion") == NULL) {
+    mock_grant_jwt_bearer(&tc, MOCK_NONE);
+    goto done;
+  }
+  client = authenticate(&tc);
   if (client == MOCK_NONE)
     goto done;
   switch (g) {
   case 0: grant_code(&tc, client); break;
   case 1: grant_refresh(&tc, client); break;
   case 2: grant_new(&tc, client, false); break;
+  case 5: mock_grant_device(&tc, client); break;
+  case 6: mock_grant_jwt_bearer(&tc, client); break;
   default: grant_new(&tc, client, true); break;
   }
 done:
@@ -887,4 +892,32 @@ void mock_revoke(mock_t *m, const mock_req_t *q, mock_resp_t *r)
   buf_puts(&r->hdrs, NO_STORE);
 done:
   end(&tc, after);
+}
+
+/* ---- for mock_grants.c --------------------------------------------------- */
+
+void mock_tc_fail(mock_tctx_t *tc, int status, const char *error, const char *desc)
+{
+  fail(tc, status, error, desc);
+}
+
+int mock_tc_param(mock_tctx_t *tc, const char *key, const char **val)
+{
+  return param(tc, key, val);
+}
+
+uint32_t mock_tc_authenticate(mock_tctx_t *tc)
+{
+  return authenticate(tc);
+}
+
+bool mock_tc_jti_fresh(const char *jti)
+{
+  return jti_fresh(jti);
+}
+
+void mock_tc_issue_new(mock_tctx_t *tc, uint32_t client, const char *scope, bool refresh)
+{
+  uint32_t f = mock_store_family_new(tc->m->store, client, MOCK_NONE, scope);
+  issue(tc, f, refresh, NULL, mock_store_fam(tc->m->store, f)->scope);
 }

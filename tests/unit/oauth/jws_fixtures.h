@@ -6,7 +6,10 @@
  * (Python cryptography, from the RFC's JWK members); RSA_PUBLIC and
  * RSA_ENCRYPTED are the same RSA key as a public key and as an encrypted
  * PKCS#8 key. EC_P384 and RSA_1024 are throwaway keys made for the tests
- * only (refused: wrong curve, too small). None of them protects anything.
+ * only (refused: wrong curve, too small). RSA_OPENSSL is a throwaway
+ * 2048-bit key from `openssl genpkey` (PKCS#8, e = 65537) for which
+ * BearSSL 0.6's br_rsa_compute_pubexp returns 0, as it does for most such
+ * keys. None of them protects anything.
  */
 #ifndef GRANTD_TESTS_JWS_FIXTURES_H
 #define GRANTD_TESTS_JWS_FIXTURES_H
@@ -150,5 +153,35 @@ static const char RSA_1024[] = "-----BEGIN PRIVATE KEY-----\n"
 static const char EC_PARAMS[] = "-----BEGIN EC PARAMETERS-----\n"
                                 "BggqhkjOPQMBBw==\n"
                                 "-----END EC PARAMETERS-----\n";
+
+static const char RSA_OPENSSL[] =
+  "-----BEGIN PRIVATE KEY-----\n"
+  "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDM0L3Q8KIxhWAM\n"
+  "7N6qbhgbvz4ZeS1OnLxpKdmrJ0kqyVxrIUri6+Rozoq1RjEDqGwJBX1uUXDajt8N\n"
+  "fsn8icmb046X3KUOo0NvwZH365BJ41jkXN5xK53XIzPdV8UlHyq2J1TtMDmyU1Ks\n"
+  "b1/nx7LXT4KJH3X9fS/YDQS6gHyPh8E3OVpt6gEX+2DvHXUob/lRE/ApZP9NRYF6\n"
+  "dqJYPFubXuTqAcKj2LjMmEMoExofPI/Y6Uk0VTgE60N3L6FFWcItEYAdaMyYYmpu\n"
+  "CFeCb86yOotwP+yhJYqG0Y9P4wO3b7Pnzlu0+EzfcpjULDokdXyQ+JHDJ7Yi5XAS\n"
+  "aKaaAJmXAgMBAAECggEAYR0W67O1jBqMHQTRXWk/WCS5SrXI1E4ADjMwSPWjPTzl\n"
+  "68wI6IjmMAXDAknqYqwgsbRfMYg/JPp6a7kzB+HDbPYGVh5iSwsBpkNXtYCF1WsN\n"
+  "kpYwSOPf/wrrhCeiTEQ3adBDdgWYTeQxPp6+kDWBqJLEN8VpmkyZ+2zM0aurpBfm\n"
+  "zwwMb77gUZVHlRvUvPvJ19mvYljF/6I1V3OngMw8rAC8c26mDq14P9nIuZFBbEZ+\n"
+  "/Nnbz3yBRu/UvIkBCnEyq9aRLW/FUekUEtGxleB9pmL2p3AHME+A8sxQDVMATfG2\n"
+  "SbPS5g9iAhaPe/4ue56KSPShWtq79HCUao3CHmLV0QKBgQDnAVrA6XfkA/tGSDqn\n"
+  "wE6mMeMBnSLR3W+xST9qxZfKgqXfswNfna622zquDCr2PHrThFGDZeWj+K/RW6FU\n"
+  "VWIKQpGepcTEFA702gUeNkH4oQf7mlSFzQV7slSBe6pskbe4zEhRptshT13NpHq/\n"
+  "Q5ngQDRJuDb2Fi5oIu/JLeiTRwKBgQDi+fMeAcFk3eDYxXq98e+AR1xWWpjRBVAO\n"
+  "lVwuu8p++ojMTbGEANeJ/bTJumDUswVUFrulFuJ6tzEa87awIXLmcPqhegFsnD8k\n"
+  "09lFb6LLbbAFpuG0RhVlPiq0nqry59UqypLOyS+pD4jtjUINs86ERJ2w2Z8Ol4Rh\n"
+  "E5VICmrPMQKBgGMeGaqcgmy7qJ1HcKN5yEVXMmgG3GHf+YTAQQ23KqIh3LpXPSNR\n"
+  "rR2Yg10aq3RsDuei5rbSie4JTqcuAdMFr8NnPMQtrHfVg3Vb9sY30aa0sZArcAjZ\n"
+  "J3kj006bmUxsWcBZJs6iIXPxcfZClMhsYSHvaoAXIr4EVnUoSGqx4BERAoGAcC5H\n"
+  "SbJmajr7cUgRRSX5UHZ0nb2DP/OXQM3zVKm+CIo86HUR4oMkBHCfVQDH8PhWDtx5\n"
+  "e7vWzf4SyBZiWaT+jASU6xBI+ewzjTkjbp0hYdfhorl7XkUxN+vE4aZ2KT4J7m9W\n"
+  "pdtrsewaqgYh+nG/BUKAibLVWTnr1KsAIi374lECgYEAiriThwMKQHtP/LfQRkma\n"
+  "TuMOM7/SF+wedM6QtPzia7Wn1hREe8qh3o5P4KRJnrc18G3FP9h6A6Gqaz2z5FSG\n"
+  "ChcNILVxIj7U38MrV/2/eO/+gMpDaTh4zoULmroKohDomuWtuTlP0Nx2gs9taOVs\n"
+  "YCNLAEQF0BnvSjU7+znIcGI=\n"
+  "-----END PRIVATE KEY-----\n";
 
 #endif

@@ -222,6 +222,25 @@ static void test_rfc7515_a2_rs256_jwk_and_pem(void **state)
   free(jwk);
 }
 
+/* An ordinary OpenSSL key whose e BearSSL cannot recompute from the CRT
+ * members: it parses (e = 65537, confirmed by the self-signature), signs
+ * RS256 and verifies with its own public half. */
+static void test_rsa_openssl_key(void **state)
+{
+  (void)state;
+  jws_key_t *k = parse_ok(RSA_OPENSSL);
+  assert_int_equal(jws_key_type(k), JWS_KTY_RSA);
+  assert_int_equal(jws_key_bits(k), 2048);
+  json_t *pub = jws_key_public_jwk(k, NULL, JWS_RS256);
+  assert_string_equal(json_get_str(pub, "e"), "AQAB");
+  json_decref(pub);
+  buf_t out = BUF_INIT;
+  assert_int_equal(jws_sign_compact(k, JWS_RS256, "{\"alg\":\"RS256\"}", 15, "{}", 2, &out), 0);
+  assert_int_equal(jws_verify_compact(k, JWS_RS256, out.data, out.len, NULL), 0);
+  buf_free(&out);
+  jws_key_free(k);
+}
+
 static void test_rfc7515_a3_es256(void **state)
 {
   (void)state;
@@ -745,6 +764,7 @@ int main(void)
     cmocka_unit_test(test_ps256_independent_signer),
     cmocka_unit_test(test_pss_encode_structure),
     cmocka_unit_test(test_rsa_key_with_q_1_mod_4),
+    cmocka_unit_test(test_rsa_openssl_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
