@@ -16,6 +16,11 @@
  *   `cb` (may be NULL) runs once from a later loop iteration, after which
  *   the stream's memory is freed by the implementation. A stream layered
  *   over another closes (and frees) the inner one too.
+ * - try_write (optional, NULL = none): writes what the transport takes at
+ *   once, in order after every queued write, with no callback; returns the
+ *   byte count taken (from 0 up), UV_EAGAIN when it takes nothing (a write
+ *   is still queued, the socket is full, or there is no try_write), or an
+ *   error, which is then sticky as for write.
  * - `error` is sticky: once set, every later write fails with it.
  */
 #ifndef GRANTD_NET_STREAM_H
@@ -35,6 +40,7 @@ typedef struct {
   int (*read_stop)(stream_t *s);
   int (*write)(stream_t *s, const uv_buf_t *bufs, unsigned nbufs, stream_write_cb cb, void *arg);
   void (*close)(stream_t *s, stream_close_cb cb);
+  int (*try_write)(stream_t *s, const uv_buf_t *bufs, unsigned nbufs);
 } stream_vtbl_t;
 
 struct stream_s {
@@ -57,6 +63,11 @@ static inline int stream_write(stream_t *s, const uv_buf_t *bufs, unsigned n, st
 {
   return s->vt->write(s, bufs, n, cb, arg);
 }
+static inline int stream_try_write(stream_t *s, const uv_buf_t *bufs, unsigned n)
+{
+  return s->vt->try_write != NULL ? s->vt->try_write(s, bufs, n) : UV_EAGAIN;
+}
+
 static inline void stream_close(stream_t *s, stream_close_cb cb)
 {
   s->vt->close(s, cb);

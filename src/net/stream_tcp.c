@@ -123,6 +123,21 @@ static int tcp_write(stream_t *s, const uv_buf_t *bufs, unsigned nbufs, stream_w
   return r;
 }
 
+/* uv_try_write: no request, so no completion pass through the loop and no
+ * epoll_ctl to drop POLLOUT again afterwards. */
+static int tcp_try_write(stream_t *s, const uv_buf_t *bufs, unsigned nbufs)
+{
+  tcp_stream_t *t = from_base(s);
+  if (t->closing)
+    return UV_ECANCELED;
+  if (s->error != 0)
+    return s->error;
+  int r = uv_try_write((uv_stream_t *)&t->tcp, bufs, nbufs);
+  if (r < 0 && r != UV_EAGAIN)
+    s->error = r;
+  return r;
+}
+
 static void on_closed(uv_handle_t *h)
 {
   tcp_stream_t *t = h->data;
@@ -147,6 +162,7 @@ static const stream_vtbl_t tcp_vtbl = {
   .read_stop = tcp_read_stop,
   .write = tcp_write,
   .close = tcp_close,
+  .try_write = tcp_try_write,
 };
 
 stream_t *stream_tcp_new(uv_loop_t *loop)

@@ -127,22 +127,46 @@ static void append_list(tls__wreq_t **head, tls__wreq_t *list)
 
 static void on_inner_write(stream_t *inner, int status, void *arg);
 
-/* Copies the pending records into an inner write; the user writes sealed so
- * far complete with it. @return 0 or the inner write's error (recorded as
- * the stream error; the sealed writes then fail with it). */
+/* Sends the pending records: as much as the socket takes at once straight
+ * from the engine's buffer (no copy, no inner write request), the rest
+ * copied into an inner write that the sealed user writes complete with.
+ * Sealed writes whose records all went out at once complete now: they
+ * join c->done, reported by the next step (or, outside pump(), from the
+ * idle handle). @return 0 or the inner write's error (recorded as the
+ * stream error; the sealed writes then fail with it). */
 static int send_records(tls__conn_t *c)
 {
   size_t len;
   unsigned char *src = br_ssl_engine_sendrec_buf(c->eng, &len);
   if (src == NULL || len == 0)
     return 0;
+  uv_buf_t b = uv_buf_init((char *)src, (unsigned)len);
+  int r = stream_try_write(c->inner, &b, 1);
+  if (r < 0 && r != UV_EAGAIN) {
+    set_error(c, r); /* the sealed writes stay queued and fail with it */
+    return r;
+  }
+  size_t sent = r > 0 ? (size_t)r : 0;
+  if (sent > 0)
+    br_ssl_engine_sendrec_ack(c->eng, sent);
+  if (sent == len) {
+    /* Everything went out; the engine may hold more records than `len`
+     * (the next step sends them). */
+    append_list(&c->done, c->sealed);
+    c->sealed = NULL;
+    c->sealed_tail = &c->sealed;
+    if (!c->in_pump)
+      schedule(c);
+    return 0;
+  }
+  len -= sent;
   tls_iw_t *iw = xmalloc(sizeof *iw + len);
-  memcpy(iw->data, src, len);
+  memcpy(iw->data, src + sent, len);
   br_ssl_engine_sendrec_ack(c->eng, len);
   iw->c = c;
   iw->done = c->sealed;
   iw->buf = uv_buf_init((char *)iw->data, (unsigned)len);
-  int r = stream_write(c->inner, &iw->buf, 1, on_inner_write, iw);
+  r = stream_write(c->inner, &iw->buf, 1, on_inner_write, iw);
   if (r < 0) {
     free(iw); /* the sealed writes stay queued and fail with the error */
     set_error(c, r);
@@ -590,10 +614,8 @@ static void tls_close(stream_t *s, stream_close_cb cb)
 }
 
 static const stream_vtbl_t tls_vtbl = {
-  tls_read_start,
-  tls_read_stop,
-  tls_write,
-  tls_close,
+  tls_read_start, tls_read_stop, tls_write,
+  tls_close,      NULL, /* no try_write: writes go through the engine */
 };
 
 /* ---- construction -------------------------------------------------------- */

@@ -441,12 +441,18 @@ static void on_committed(void *arg, int status)
     svc__op_free(svc, op);
 }
 
-int (*svc__conn_put)(store_t *s, const conn_t *c, store_cb cb, void *arg) = store_conn_put;
+int (*svc__conn_put)(store_t *s, const conn_t *c, const conn_t *prev, store_cb cb,
+                     void *arg) = store_conn_replace;
 
 void svc__op_commit(svc_t *svc, svc_op_t *op)
 {
   svc__op_set(op, SVC_OP_COMMITTING);
-  int rc = svc__conn_put(svc->store, &op->next, on_committed, op);
+  /* A refresh's op->rec is the stored record it started from, and nothing
+   * else wrote the connection since (any other write detaches this op):
+   * the store need not read it again to keep the tenant index in step. A
+   * grant's op->rec is the put's record, not yet stored. */
+  const conn_t *prev = op->kind == SVC_OP_REFRESH && op->rec.id ? &op->rec : NULL;
+  int rc = svc__conn_put(svc->store, &op->next, prev, on_committed, op);
   if (rc != 0)
     on_committed(op, rc);
 }

@@ -44,9 +44,11 @@ void svc__op_free(svc_t *svc, svc_op_t *op);
  * attempt; a failure then is logged as "rotated_token_unsaved". */
 void svc__commit_retry_now_all(svc_t *svc);
 
-/* How ops write a record: store_conn_put, replaceable by unit tests to
+/* How ops write a record: store_conn_replace (prev = the stored record a
+ * refresh started from, NULL for other ops), replaceable by unit tests to
  * inject commit failures. */
-extern int (*svc__conn_put)(store_t *s, const conn_t *c, store_cb cb, void *arg);
+extern int (*svc__conn_put)(store_t *s, const conn_t *c, const conn_t *prev, store_cb cb,
+                            void *arg);
 
 /* Commits a complete connection record (moved; the caller set every field
  * including revision, created_at, updated_at), creating or updating the

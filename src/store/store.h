@@ -149,6 +149,14 @@ int store_provider_delete(store_t *s, const char *name, store_cb cb, void *arg);
 /* Puts a connection and keeps by_tenant in step (the old index entry is
  * removed in the same txn when the tenant changed). */
 int store_conn_put(store_t *s, const conn_t *c, store_cb cb, void *arg);
+/* As store_conn_put, for a caller that knows the record c replaces: prev is
+ * that connection as the loop sees it now (pending writes included: what
+ * store_conn_get gave, with nothing written to c->id since), NULL = not
+ * known (then exactly store_conn_put). Only prev->tenant is used: by_tenant
+ * is kept in step without reading the stored record again. A wrong prev
+ * would leave a stale by_tenant entry; builds without NDEBUG check the
+ * claim against the store and abort when it is false. */
+int store_conn_replace(store_t *s, const conn_t *c, const conn_t *prev, store_cb cb, void *arg);
 /* Deletes a connection and its by_tenant entry. Deleting a key that does not
  * exist is not an error (status 0). */
 int store_conn_delete(store_t *s, const char *id, store_cb cb, void *arg);

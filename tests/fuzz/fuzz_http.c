@@ -137,7 +137,7 @@ static void f_close(stream_t *s, stream_close_cb cb)
   uv_timer_start(&kick, on_kick, 0, 0);
 }
 
-static const stream_vtbl_t fake_vt = {f_read_start, f_read_stop, f_write, f_close};
+static const stream_vtbl_t fake_vt = {f_read_start, f_read_stop, f_write, f_close, NULL};
 
 /* ---- the server under test ---- */
 

@@ -278,7 +278,7 @@ static void tap_close(stream_t *s, stream_close_cb cb)
   stream_close(t->inner, tap_inner_closed);
 }
 
-static const stream_vtbl_t tap_vt = {tap_read_start, tap_read_stop, tap_write, tap_close};
+static const stream_vtbl_t tap_vt = {tap_read_start, tap_read_stop, tap_write, tap_close, NULL};
 
 void mock_tap_set_mtls(void *tls_server_ctx)
 {

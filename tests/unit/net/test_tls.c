@@ -207,10 +207,7 @@ static void shim_close(stream_t *s, stream_close_cb cb)
 }
 
 static const stream_vtbl_t shim_vtbl = {
-  shim_read_start,
-  shim_read_stop,
-  shim_write,
-  shim_close,
+  shim_read_start, shim_read_stop, shim_write, shim_close, NULL,
 };
 
 static shim_t *shim_new(stream_t *inner)

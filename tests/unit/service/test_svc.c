@@ -1175,7 +1175,7 @@ static void test_read_failure_keeps_schedule(void **state)
 static int put_faults;   /* commits that fail from now on (-1 = all) */
 static int put_attempts; /* commits tried while the fault is installed */
 
-static int faulty_put(store_t *s, const conn_t *c, store_cb cb, void *arg)
+static int faulty_put(store_t *s, const conn_t *c, const conn_t *prev, store_cb cb, void *arg)
 {
   put_attempts++;
   if (put_faults != 0) {
@@ -1183,7 +1183,7 @@ static int faulty_put(store_t *s, const conn_t *c, store_cb cb, void *arg)
       put_faults--;
     return GRANTD_ESTORE_IO;
   }
-  return store_conn_put(s, c, cb, arg);
+  return store_conn_replace(s, c, prev, cb, arg);
 }
 
 /* Review fix 3: a rotated refresh token whose commit fails is kept and its
@@ -1218,7 +1218,7 @@ static void test_rotated_token_commit_retry(void **state)
   assert_string_equal(r.rec.refresh_token, "rt1");
   res_free(&r);
   assert_int_equal(put_attempts, 2);
-  svc__conn_put = store_conn_put;
+  svc__conn_put = store_conn_replace;
   conn_t c;
   get("c1", &c);
   assert_string_equal(c.refresh_token, "rt1");
@@ -1244,7 +1244,7 @@ static void test_rotated_token_commit_retry(void **state)
   assert_int_equal(put_attempts, 1);
   svc_close_fx();
   assert_int_equal(put_attempts, 2);
-  svc__conn_put = store_conn_put;
+  svc__conn_put = store_conn_replace;
   put_faults = 0;
 }
 

@@ -314,6 +314,66 @@ static void test_by_tenant(void **state)
   close_store(s);
 }
 
+/* store_conn_replace keeps by_tenant in step from the caller's prev, as
+ * store_conn_put does from a read, whether or not prev is still only a
+ * pending write. */
+static void replace_conn(store_t *s, const char *id, const char *tenant, const conn_t *prev,
+                         res_t *r)
+{
+  conn_t c;
+  make_conn(&c, id, tenant, CONN_ACTIVE);
+  assert_int_equal(store_conn_replace(s, &c, prev, on_done, r), 0);
+  conn_free(&c);
+}
+
+static void test_conn_replace(void **state)
+{
+  (void)state;
+  store_t *s = open_store();
+  res_t r = {0};
+  buf_t b = BUF_INIT;
+  conn_t prev;
+  put_conn(s, "x", "alpha", CONN_ACTIVE, &r);
+  drain(s);
+  /* Same tenant: the entry stays. */
+  assert_int_equal(store_conn_get(s, "x", &prev), 0);
+  replace_conn(s, "x", "alpha", &prev, &r);
+  conn_free(&prev);
+  drain(s);
+  assert_int_equal(store_committed_get(s, "by_tenant", "alpha\0x", 7, &b), 0);
+  /* Another tenant, prev still pending (not committed yet). */
+  assert_int_equal(store_conn_get(s, "x", &prev), 0);
+  replace_conn(s, "x", "beta", &prev, &r);
+  conn_free(&prev);
+  assert_int_equal(store_conn_get(s, "x", &prev), 0);
+  assert_string_equal(prev.tenant, "beta");
+  replace_conn(s, "x", "gamma", &prev, &r);
+  conn_free(&prev);
+  drain(s);
+  assert_int_equal(store_committed_get(s, "by_tenant", "alpha\0x", 7, &b), GRANTD_ENOT_FOUND);
+  assert_int_equal(store_committed_get(s, "by_tenant", "beta\0x", 6, &b), GRANTD_ENOT_FOUND);
+  assert_int_equal(store_committed_get(s, "by_tenant", "gamma\0x", 7, &b), 0);
+  /* No tenant any more, then a tenant again. */
+  assert_int_equal(store_conn_get(s, "x", &prev), 0);
+  replace_conn(s, "x", NULL, &prev, &r);
+  conn_free(&prev);
+  drain(s);
+  assert_int_equal(store_committed_get(s, "by_tenant", "gamma\0x", 7, &b), GRANTD_ENOT_FOUND);
+  assert_int_equal(store_conn_get(s, "x", &prev), 0);
+  replace_conn(s, "x", "delta", &prev, &r);
+  conn_free(&prev);
+  drain(s);
+  assert_int_equal(store_committed_get(s, "by_tenant", "delta\0x", 7, &b), 0);
+  /* prev NULL: the store reads the record itself. */
+  replace_conn(s, "x", "omega", NULL, &r);
+  drain(s);
+  assert_int_equal(store_committed_get(s, "by_tenant", "delta\0x", 7, &b), GRANTD_ENOT_FOUND);
+  assert_int_equal(store_committed_get(s, "by_tenant", "omega\0x", 7, &b), 0);
+  assert_int_equal(r.fails, 0);
+  buf_free(&b);
+  close_store(s);
+}
+
 /* ---- group commit ---- */
 
 typedef struct {
@@ -1122,6 +1182,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_close_from_callback, setup, teardown),
     cmocka_unit_test_setup_teardown(test_consume_state, setup, teardown),
     cmocka_unit_test_setup_teardown(test_scans, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_conn_replace, setup, teardown),
     cmocka_unit_test(test_disk_full_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
