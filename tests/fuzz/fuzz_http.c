@@ -318,6 +318,18 @@ static int key_logged(const buf_t *log)
   return 0;
 }
 
+/* Whether the secret S appears in LOG other than as the tail of a member
+ * name (a secret "nes_failed" is not logged by "lines_failed":0). */
+static int secret_logged(const buf_t *log, const char *s, size_t sl)
+{
+  const char *d = log->data;
+  for (size_t i = 0; i + sl <= log->len; i++)
+    if (memcmp(d + i, s, sl) == 0 &&
+        !(i + sl + 2 <= log->len && d[i + sl] == '"' && d[i + sl + 1] == ':'))
+      return 1;
+  return 0;
+}
+
 /* Secrets (JSON member values of secret fields, written plainly, 8+
  * characters, appearing once in the input) must not reach the log; nor
  * the API key (see key_logged). */
@@ -347,9 +359,9 @@ static void check_log(const char *in, size_t n, const buf_t *log)
       const char *first = memmem(in, n, s, sl);
       if (memmem(first + 1, (size_t)(end - first - 1), s, sl) != NULL)
         continue; /* also elsewhere in the input, e.g. as an id */
-      if (fuzz_contains(log->data, log->len, s, sl))
+      if (secret_logged(log, s, sl))
         fprintf(stderr, "logged secret %.*s in:\n%.*s\n", (int)sl, s, (int)log->len, log->data);
-      fuzz_check(!fuzz_contains(log->data, log->len, s, sl), "a secret from the input was logged");
+      fuzz_check(!secret_logged(log, s, sl), "a secret from the input was logged");
     }
   }
 }
