@@ -73,8 +73,7 @@ static token_outcome_t malformed(const token_input_t *in, token_result_t *err, c
   return TOKEN_TRANSIENT;
 }
 
-token_outcome_t device_auth_parse(const token_input_t *in, device_auth_t *out,
-                                  token_result_t *err)
+token_outcome_t device_auth_parse(const token_input_t *in, device_auth_t *out, token_result_t *err)
 {
   memset(out, 0, sizeof *out);
   memset(err, 0, sizeof *err);
@@ -86,8 +85,7 @@ token_outcome_t device_auth_parse(const token_input_t *in, device_auth_t *out,
     /* An error answer (or no JSON): classified as a token answer. A 2xx
      * without a provider error is this endpoint's malformed answer. */
     token_outcome_t oc = token_parse(in, err);
-    if (oc == TOKEN_OK ||
-        (in->status >= 200 && in->status < 300 && !err->error_from_provider)) {
+    if (oc == TOKEN_OK || (in->status >= 200 && in->status < 300 && !err->error_from_provider)) {
       token_result_free(err);
       return malformed(in, err, "device_code");
     }
@@ -99,11 +97,11 @@ token_outcome_t device_auth_parse(const token_input_t *in, device_auth_t *out,
     vu = str_member(o, "verification_url"); /* Google's spelling */
   const char *vc = str_member(o, "verification_uri_complete");
   int64_t exp = seconds(o, "expires_in"), iv = seconds(o, "interval");
-  const char *bad = dc == NULL || !printable(dc, TOKEN_MAX_LEN)         ? "device_code"
+  const char *bad = dc == NULL || !printable(dc, TOKEN_MAX_LEN)          ? "device_code"
                     : uc == NULL || !printable(uc, DEVICE_USER_CODE_MAX) ? "user_code"
-                    : vu == NULL || !http_url(vu)                       ? "verification_uri"
-                    : vc != NULL && !http_url(vc)                       ? "verification_uri_complete"
-                    : exp <= 0                                          ? "expires_in"
+                    : vu == NULL || !http_url(vu)                        ? "verification_uri"
+                    : vc != NULL && !http_url(vc) ? "verification_uri_complete"
+                    : exp <= 0                    ? "expires_in"
                     : json_object_get(o, "interval") != NULL && iv <= 0 ? "interval"
                                                                         : NULL;
   if (bad != NULL) {
@@ -117,7 +115,7 @@ token_outcome_t device_auth_parse(const token_input_t *in, device_auth_t *out,
   out->verification_uri = xstrdup(vu);
   out->verification_uri_complete = vc ? xstrdup(vc) : NULL;
   out->expires_at = in->now_ms + exp * 1000;
-  out->interval = (int32_t)(iv <= 0                       ? DEVICE_DEFAULT_INTERVAL_S
+  out->interval = (int32_t)(iv <= 0                      ? DEVICE_DEFAULT_INTERVAL_S
                             : iv > DEVICE_MAX_INTERVAL_S ? DEVICE_MAX_INTERVAL_S
                                                          : iv);
   err->outcome = TOKEN_OK;

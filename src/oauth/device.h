@@ -47,8 +47,7 @@ typedef struct {
  * @param err  filled when the outcome is not TOKEN_OK (token_result_free()
  *             it in every case).
  * @return the outcome. */
-token_outcome_t device_auth_parse(const token_input_t *in, device_auth_t *out,
-                                  token_result_t *err);
+token_outcome_t device_auth_parse(const token_input_t *in, device_auth_t *out, token_result_t *err);
 
 void device_auth_free(device_auth_t *d);
 

@@ -65,8 +65,7 @@ int jwt_bearer_check_claims(const char *claims, const char **why)
   if (!json_is_object(o)) {
     *why = "assertion_claims must be a JSON object";
     rc = GRANTD_EINVALID;
-  } else if (json_object_get(o, "iat") || json_object_get(o, "exp") ||
-             json_object_get(o, "jti")) {
+  } else if (json_object_get(o, "iat") || json_object_get(o, "exp") || json_object_get(o, "jti")) {
     *why = "assertion_claims cannot set iat, exp or jti: grantd sets them for every assertion";
     rc = GRANTD_EINVALID;
   }

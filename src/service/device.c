@@ -120,7 +120,8 @@ static void auth_done(svc_t *svc, svc_op_t *op, svc_tresult_t *r, int64_t now)
   clear_device(n);
   n->next_refresh_at = 0;
   char m[384];
-  snprintf(m, sizeof m, "the device authorization request failed (%s%s%s); put the connection again",
+  snprintf(m, sizeof m,
+           "the device authorization request failed (%s%s%s); put the connection again",
            n->last_error_code ? n->last_error_code : "error", n->last_error_message ? ": " : "",
            n->last_error_message ? n->last_error_message : "");
   set_error(n, n->last_error_code ? n->last_error_code : "device_authorization_failed", m,

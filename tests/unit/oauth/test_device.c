@@ -16,9 +16,9 @@
 
 #define NOW 1700000000000LL
 /* RFC 8628 section 3.2. */
-#define RFC_RESPONSE                                                                             \
-  "{\"device_code\":\"GmRhmhcxhwAzkoEqiMEg_DnyEysNkuNhszIySk9eS\",\"user_code\":\"WDJB-MJHT\","   \
-  "\"verification_uri\":\"https://example.com/device\",\"verification_uri_complete\":"           \
+#define RFC_RESPONSE \
+  "{\"device_code\":\"GmRhmhcxhwAzkoEqiMEg_DnyEysNkuNhszIySk9eS\",\"user_code\":\"WDJB-MJHT\"," \
+  "\"verification_uri\":\"https://example.com/device\",\"verification_uri_complete\":" \
   "\"https://example.com/device?user_code=WDJB-MJHT\",\"expires_in\":1800,\"interval\":5}"
 
 static token_outcome_t parse(int status, const char *body, device_auth_t *d, token_result_t *e)
@@ -42,7 +42,8 @@ static void test_rfc_example(void **state)
   assert_string_equal(d.device_code, "GmRhmhcxhwAzkoEqiMEg_DnyEysNkuNhszIySk9eS");
   assert_string_equal(d.user_code, "WDJB-MJHT");
   assert_string_equal(d.verification_uri, "https://example.com/device");
-  assert_string_equal(d.verification_uri_complete, "https://example.com/device?user_code=WDJB-MJHT");
+  assert_string_equal(d.verification_uri_complete,
+                      "https://example.com/device?user_code=WDJB-MJHT");
   assert_int_equal(d.expires_at, NOW + 1800 * 1000);
   assert_int_equal(d.interval, 5);
   device_auth_free(&d);
@@ -223,9 +224,9 @@ static void test_requests(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_rfc_example),       cmocka_unit_test(test_defaults_and_spellings),
-    cmocka_unit_test(test_malformed),         cmocka_unit_test(test_errors_classified),
-    cmocka_unit_test(test_poll_answers),      cmocka_unit_test(test_requests),
+    cmocka_unit_test(test_rfc_example),  cmocka_unit_test(test_defaults_and_spellings),
+    cmocka_unit_test(test_malformed),    cmocka_unit_test(test_errors_classified),
+    cmocka_unit_test(test_poll_answers), cmocka_unit_test(test_requests),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
