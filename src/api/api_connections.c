@@ -68,6 +68,35 @@ static int check_grant(api_ctx_t *ctx, const conn_t *c, api_err_t *e)
   return ok ? 0 : -1;
 }
 
+int api_conn_exchange_check(const api_t *api, const json_t *body, const conn_t *c, api_err_t *e)
+{
+  if (c->grant != GRANT_TOKEN_EXCHANGE || c->subject_connection == NULL)
+    return 0;
+  conn_t s;
+  const char *code = NULL, *why = NULL;
+  if (svc_conn_get(api->svc, c->subject_connection, &s) != 0) {
+    e->status = 422;
+    e->code = "unknown_subject_connection";
+    snprintf(e->message, sizeof e->message, "field 'subject_connection' names no connection");
+    return -1;
+  }
+  if (s.tenant && c->tenant && strcmp(s.tenant, c->tenant) != 0 &&
+      !json_is_true(json_object_get(body, "allow_cross_tenant"))) {
+    code = "cross_tenant_source";
+    why = "the subject connection belongs to another tenant (set allow_cross_tenant to allow it)";
+  } else if (s.grant == GRANT_TOKEN_EXCHANGE && s.subject_connection != NULL) {
+    code = "invalid_field";
+    why = "the subject connection takes its own subject token from a connection (no chains)";
+  }
+  conn_free(&s);
+  if (code == NULL)
+    return 0;
+  e->status = 422;
+  e->code = code;
+  snprintf(e->message, sizeof e->message, "%s", why);
+  return -1;
+}
+
 static void conn_put(api_ctx_t *ctx)
 {
   api_err_t e;
@@ -77,7 +106,8 @@ static void conn_put(api_ctx_t *ctx)
     api_reply_api_err(ctx, &e);
     return;
   }
-  if (check_grant(ctx, c, &e) != 0 || api_conn_vars_check(ctx->api, ctx->body, c, &e) != 0) {
+  if (check_grant(ctx, c, &e) != 0 || api_conn_vars_check(ctx->api, ctx->body, c, &e) != 0 ||
+      api_conn_exchange_check(ctx->api, ctx->body, c, &e) != 0) {
     conn_free(c);
     free(c);
     api_reply_api_err(ctx, &e);

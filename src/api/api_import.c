@@ -162,7 +162,8 @@ static void do_line(api_import_t *imp, const char *p, size_t n)
   api_err_t e;
   conn_t *c = xcalloc(1, sizeof *c);
   int bad = api_conn_from_json(j, NULL, c, &e);
-  if (bad == 0 && api_conn_vars_check(imp->api, j, c, &e) != 0) {
+  if (bad == 0 && (api_conn_vars_check(imp->api, j, c, &e) != 0 ||
+                   api_conn_exchange_check(imp->api, j, c, &e) != 0)) {
     conn_free(c);
     bad = -1;
   }

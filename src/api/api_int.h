@@ -152,4 +152,10 @@ int api_provider_vars_fix(const json_t *tpl, json_t *merged, api_err_t *e);
 int api_provider_vars_keep(const json_t *tpl, provider_t *p, api_err_t *e);
 int api_conn_vars_check(const api_t *api, const json_t *body, conn_t *c, api_err_t *e);
 
+/* api_connections.c: a token_exchange connection's subject_connection
+ * must exist, be of the same tenant unless body has "allow_cross_tenant":
+ * true (422 cross_tenant_source), and not take its own subject token from
+ * a connection. Returns 0, or -1 with *e set (422). */
+int api_conn_exchange_check(const api_t *api, const json_t *body, const conn_t *c, api_err_t *e);
+
 #endif

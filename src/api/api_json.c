@@ -70,7 +70,8 @@ static const char *const provider_fields[] = {
 };
 
 #define GRANT_NAMES \
-  "authorization_code, client_credentials, password, refresh_token, device_code or jwt_bearer"
+  "authorization_code, client_credentials, password, refresh_token, device_code, jwt_bearer or " \
+  "token_exchange"
 
 /* Mutual TLS (RFC 8705): tls_client_auth and self_signed_tls_client_auth
  * need client_cert and client_cert_key; either field needs the other, and
@@ -388,6 +389,15 @@ static const char *const conn_fields[] = {
   "signing_key_id",
   "signing_alg",
   "assertion_claims",
+  "subject_token",
+  "subject_token_type",
+  "subject_connection",
+  "actor_token",
+  "actor_token_type",
+  "audience",
+  "resource",
+  "requested_token_type",
+  "allow_cross_tenant", /* read by api_conn_exchange_check() */
   NULL,
 };
 
@@ -434,7 +444,15 @@ int api_conn_from_json(const json_t *b, const char *id, conn_t *c, api_err_t *e)
            api_field_str(b, "signing_key", &c->signing_key, e) ||
            api_field_str(b, "signing_key_id", &c->signing_key_id, e) ||
            api_field_str(b, "signing_alg", &c->signing_alg, e) ||
-           api_field_obj_text(b, "assertion_claims", &c->assertion_claims, e);
+           api_field_obj_text(b, "assertion_claims", &c->assertion_claims, e) ||
+           api_field_str(b, "subject_token", &c->subject_token, e) ||
+           api_field_str(b, "subject_token_type", &c->subject_token_type, e) ||
+           api_field_str(b, "subject_connection", &c->subject_connection, e) ||
+           api_field_str(b, "actor_token", &c->actor_token, e) ||
+           api_field_str(b, "actor_token_type", &c->actor_token_type, e) ||
+           api_field_strlist(b, "audience", &c->audience, e) ||
+           api_field_strlist(b, "resource", &c->resource, e) ||
+           api_field_str(b, "requested_token_type", &c->requested_token_type, e);
   if (rc)
     goto bad;
   if (c->token_member != NULL && !api_member_name_ok(c->token_member)) {
@@ -515,6 +533,37 @@ int api_conn_from_json(const json_t *b, const char *id, conn_t *c, api_err_t *e)
   if (jwt_bearer_check_claims(c->assertion_claims, &why) != 0) {
     api_field_fail(e, 422, "invalid_field", "%s", why);
     goto bad;
+  }
+  bool exch = c->subject_token || c->subject_token_type || c->subject_connection ||
+              c->actor_token || c->actor_token_type || c->audience.n || c->resource.n ||
+              c->requested_token_type || json_object_get(b, "allow_cross_tenant");
+  if (c->grant != GRANT_TOKEN_EXCHANGE && exch) {
+    api_field_fail(e, 422, "invalid_field", "field '%s' is only used by the token_exchange grant",
+                   c->subject_token        ? "subject_token"
+                   : c->subject_connection ? "subject_connection"
+                   : c->actor_token        ? "actor_token"
+                                           : "audience, resource or a token type");
+    goto bad;
+  }
+  if (c->grant == GRANT_TOKEN_EXCHANGE) {
+    if ((c->subject_token == NULL) == (c->subject_connection == NULL)) {
+      api_field_fail(e, 422, "missing_field",
+                     "the token_exchange grant needs exactly one of '%s' and subject_connection",
+                     "subject_token");
+      goto bad;
+    }
+    if ((c->actor_token == NULL) != (c->actor_token_type == NULL)) {
+      /* RFC 8693 section 2.1: actor_token_type is REQUIRED with an
+       * actor_token and MUST NOT be sent without one. */
+      api_field_fail(e, 422, "invalid_field", "fields '%s' and actor_token_type go together",
+                     "actor_token");
+      goto bad;
+    }
+    if (c->subject_connection && strcmp(c->subject_connection, c->id) == 0) {
+      api_field_fail(e, 422, "invalid_field", "field '%s' cannot name the connection itself",
+                     "subject_connection");
+      goto bad;
+    }
   }
   free(grant);
   free(body_id);
@@ -623,6 +672,16 @@ json_t *api_conn_to_json(const conn_t *c)
     }
     json_object_set_new(o, "device", d);
   }
+  if (c->grant == GRANT_TOKEN_EXCHANGE) {
+    set_str(o, "subject_connection", c->subject_connection);
+    json_object_set_new(o, "has_subject_token", json_boolean(c->subject_token != NULL));
+    set_str(o, "subject_token_type", c->subject_token_type);
+    json_object_set_new(o, "has_actor_token", json_boolean(c->actor_token != NULL));
+    set_str(o, "actor_token_type", c->actor_token_type);
+    json_object_set_new(o, "audience", strlist_json(&c->audience));
+    json_object_set_new(o, "resource", strlist_json(&c->resource));
+    set_str(o, "requested_token_type", c->requested_token_type);
+  }
   if (c->grant == GRANT_JWT_BEARER) {
     json_object_set_new(o, "has_signing_key", json_boolean(c->signing_key != NULL));
     set_str(o, "signing_key_id", c->signing_key_id);
@@ -715,6 +774,18 @@ json_t *api_conn_to_import_json(const conn_t *c)
   if (c->vars.n > 0)
     json_object_set_new(o, "vars", kv_json(&c->vars));
   opt_str(o, "token_member", c->token_member);
+  if (c->grant == GRANT_TOKEN_EXCHANGE) {
+    opt_str(o, "subject_token", c->subject_token);
+    opt_str(o, "subject_token_type", c->subject_token_type);
+    opt_str(o, "subject_connection", c->subject_connection);
+    opt_str(o, "actor_token", c->actor_token);
+    opt_str(o, "actor_token_type", c->actor_token_type);
+    if (c->audience.n)
+      json_object_set_new(o, "audience", strlist_json(&c->audience));
+    if (c->resource.n)
+      json_object_set_new(o, "resource", strlist_json(&c->resource));
+    opt_str(o, "requested_token_type", c->requested_token_type);
+  }
   if (c->grant == GRANT_JWT_BEARER) {
     opt_str(o, "signing_key", c->signing_key);
     opt_str(o, "signing_key_id", c->signing_key_id);

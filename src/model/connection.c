@@ -9,8 +9,8 @@
 #include "base/mem.h"
 
 static const char *const grant_names[] = {
-  "authorization_code", "client_credentials", "password",
-  "refresh_token",      "device_code",        "jwt_bearer",
+  "authorization_code", "client_credentials", "password",       "refresh_token",
+  "device_code",        "jwt_bearer",         "token_exchange",
 };
 static const char *const status_names[] = {
   "pending", "active", "refresh_failing", "needs_reauth", "error", "revoked",
@@ -69,6 +69,14 @@ void conn_free(conn_t *c)
   free(c->signing_key_id);
   free(c->signing_alg);
   free(c->assertion_claims);
+  free_secret(c->subject_token);
+  free(c->subject_token_type);
+  free(c->subject_connection);
+  free_secret(c->actor_token);
+  free(c->actor_token_type);
+  strlist_free(&c->audience);
+  strlist_free(&c->resource);
+  free(c->requested_token_type);
   free(c->last_error_code);
   free(c->last_error_message);
   memset(c, 0, sizeof(*c));
@@ -100,6 +108,14 @@ void conn_copy(conn_t *dst, const conn_t *src)
   dst->signing_key_id = xstrdup(src->signing_key_id);
   dst->signing_alg = xstrdup(src->signing_alg);
   dst->assertion_claims = xstrdup(src->assertion_claims);
+  dst->subject_token = xstrdup(src->subject_token);
+  dst->subject_token_type = xstrdup(src->subject_token_type);
+  dst->subject_connection = xstrdup(src->subject_connection);
+  dst->actor_token = xstrdup(src->actor_token);
+  dst->actor_token_type = xstrdup(src->actor_token_type);
+  strlist_copy(&dst->audience, &src->audience);
+  strlist_copy(&dst->resource, &src->resource);
+  dst->requested_token_type = xstrdup(src->requested_token_type);
   dst->last_error_code = xstrdup(src->last_error_code);
   dst->last_error_message = xstrdup(src->last_error_message);
 }

@@ -19,11 +19,12 @@ typedef enum {
   GRANT_AUTHORIZATION_CODE = 0,
   GRANT_CLIENT_CREDENTIALS = 1,
   GRANT_PASSWORD = 2,
-  GRANT_REFRESH_TOKEN = 3, /* imported tokens */
-  GRANT_DEVICE_CODE = 4,   /* RFC 8628 device authorization grant */
-  GRANT_JWT_BEARER = 5,    /* RFC 7523 section 2.1 */
+  GRANT_REFRESH_TOKEN = 3,  /* imported tokens */
+  GRANT_DEVICE_CODE = 4,    /* RFC 8628 device authorization grant */
+  GRANT_JWT_BEARER = 5,     /* RFC 7523 section 2.1 */
+  GRANT_TOKEN_EXCHANGE = 6, /* RFC 8693 */
 } grant_t;
-#define GRANT_LAST GRANT_JWT_BEARER
+#define GRANT_LAST GRANT_TOKEN_EXCHANGE
 
 typedef enum {
   CONN_PENDING = 0,
@@ -84,6 +85,18 @@ typedef struct {
   char *signing_key_id;
   char *signing_alg;
   char *assertion_claims;
+  /* token_exchange grant (RFC 8693): the subject token given (secret), or
+   * the id of the connection whose access token is the subject (that
+   * connection is refreshed first when its token is about to expire), the
+   * token types and the request's optional parameters. */
+  char *subject_token;       /* secret */
+  char *subject_token_type;
+  char *subject_connection;
+  char *actor_token;         /* secret */
+  char *actor_token_type;
+  strlist_t audience;
+  strlist_t resource;
+  char *requested_token_type;
 } conn_t;
 /* clang-format on */
 

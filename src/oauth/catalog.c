@@ -61,8 +61,8 @@ const char *const catalog_var_rule_names[] = {
 };
 
 static const char *const grant_names[] = {
-  "authorization_code", "client_credentials", "password", "refresh_token",
-  "device_code",        "jwt_bearer",         NULL,
+  "authorization_code", "client_credentials", "password",       "refresh_token",
+  "device_code",        "jwt_bearer",         "token_exchange", NULL,
 };
 
 /* Whether the JSON array a holds the string s. */

@@ -254,11 +254,12 @@ typedef struct {
   const char *k3, *v3;
   const strlist_t *scopes; /* scope to send (NULL list = provider's) */
   bool send_scope;
-  bool refresh;      /* apply refresh_params */
-  const char *where; /* endpoint other than token_url (device
-                        authorization), or NULL */
-  bool jwt_bearer;   /* the assertion grant: signs k1's value; client
-                        authentication optional (RFC 7523 section 3.1) */
+  bool refresh;         /* apply refresh_params */
+  const char *where;    /* endpoint other than token_url (device
+                           authorization), or NULL */
+  bool jwt_bearer;      /* the assertion grant: signs k1's value; client
+                           authentication optional (RFC 7523 section 3.1) */
+  const params_t *more; /* more parameters after the grant's own, or NULL */
 } token_req_t;
 
 /* The endpoint URL for connection c: the provider's URL with its
@@ -325,6 +326,8 @@ static int token_request(const provider_t *p, const conn_t *c, const token_req_t
     params_add(&ps, t->k2, t->v2);
   if (t->k3 && t->v3)
     params_add(&ps, t->k3, t->v3);
+  for (size_t i = 0; t->more && i < t->more->n; i++)
+    params_add(&ps, t->more->items[i].key, t->more->items[i].val);
   if (t->send_scope && has_scope && !(t->jwt_bearer && p->assertion_scope_claim))
     params_add(&ps, "scope", buf_cstr(&scope));
   if (t->where == NULL)
@@ -444,6 +447,40 @@ int grant_jwt_bearer_request(const provider_t *p, const conn_t *c, oauth_request
     .jwt_bearer = true,
   };
   return token_request(p, c, &t, out);
+}
+
+int grant_token_exchange_request(const provider_t *p, const conn_t *c, const char *subject_token,
+                                 oauth_request_t *out)
+{
+  if (c == NULL || !nonempty(subject_token)) {
+    memset(out, 0, sizeof(*out));
+    return GRANTD_EINVALID;
+  }
+  /* RFC 8693 section 2.1: resource and audience may repeat. */
+  params_t more = {0};
+  for (size_t i = 0; i < c->resource.n; i++)
+    params_add(&more, "resource", c->resource.items[i]);
+  for (size_t i = 0; i < c->audience.n; i++)
+    params_add(&more, "audience", c->audience.items[i]);
+  if (nonempty(c->requested_token_type))
+    params_add(&more, "requested_token_type", c->requested_token_type);
+  params_add(&more, "subject_token", subject_token);
+  params_add(&more, "subject_token_type",
+             nonempty(c->subject_token_type) ? c->subject_token_type : TOKEN_TYPE_ACCESS_TOKEN);
+  if (nonempty(c->actor_token)) {
+    params_add(&more, "actor_token", c->actor_token);
+    params_add(&more, "actor_token_type",
+               nonempty(c->actor_token_type) ? c->actor_token_type : TOKEN_TYPE_ACCESS_TOKEN);
+  }
+  token_req_t t = {
+    .grant_type = TOKEN_EXCHANGE_GRANT_TYPE,
+    .scopes = &c->scopes,
+    .send_scope = true,
+    .more = &more,
+  };
+  int rc = token_request(p, c, &t, out);
+  params_free(&more);
+  return rc;
 }
 
 int grant_revoke_request(const provider_t *p, const conn_t *c, const char *token, const char *hint,

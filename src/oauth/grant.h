@@ -31,7 +31,8 @@
  * builder owns for correctness and security -- grant_type, code,
  * redirect_uri, code_verifier, refresh_token, username, password, token,
  * token_type_hint, client_id, client_secret, client_assertion,
- * client_assertion_type, device_code, assertion -- are never replaced or
+ * client_assertion_type, device_code, assertion, subject_token, subject_token_type,
+ * actor_token, actor_token_type -- are never replaced or
  * repeated by configured params (RFC 6749 section 3.2: parameters MUST NOT
  * be repeated); such entries are ignored.
  *
@@ -151,6 +152,21 @@ int grant_device_code_request(const provider_t *p, const conn_t *c, oauth_reques
  * @return 0; GRANTD_ECONFIG when the assertion cannot be made (no usable
  *         key, no iss) or there is no token_url. */
 int grant_jwt_bearer_request(const provider_t *p, const conn_t *c, oauth_request_t *out);
+
+#define TOKEN_EXCHANGE_GRANT_TYPE "urn:ietf:params:oauth:grant-type:token-exchange"
+#define TOKEN_TYPE_ACCESS_TOKEN "urn:ietf:params:oauth:token-type:access_token"
+
+/* Token exchange (RFC 8693 section 2.1): grant_type, each resource and
+ * audience of c, requested_token_type, subject_token and
+ * subject_token_type (default ..:token-type:access_token), actor_token and
+ * actor_token_type when c has an actor token, scope, token_params, then
+ * the client authentication.
+ * @param subject_token the subject token: c's own, or the access token of
+ *        its subject connection.
+ * @return 0; GRANTD_EINVALID without a subject token; GRANTD_ECONFIG as
+ *         for grant_auth_code_request(). */
+int grant_token_exchange_request(const provider_t *p, const conn_t *c, const char *subject_token,
+                                 oauth_request_t *out);
 
 /* Token revocation (RFC 7009 section 2.1) to the provider's revoke_url:
  * token, token_type_hint, with the same client authentication as token

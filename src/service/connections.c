@@ -14,6 +14,7 @@
 #include "base/mem.h"
 #include "base/rand.h"
 #include "service/answer.h"
+#include "service/exchange.h"
 #include "service/index.h"
 #include "service/lifecycle.h"
 #include "service/op.h"
@@ -164,6 +165,7 @@ static int put_impl(svc_t *svc, conn_t *c, svc_conn_cb cb, void *arg, bool after
   case GRANT_CLIENT_CREDENTIALS:
   case GRANT_PASSWORD:
   case GRANT_JWT_BEARER:
+  case GRANT_TOKEN_EXCHANGE:
   case GRANT_DEVICE_CODE: {
     /* The grant runs at once; one commit stores its outcome. */
     /* The status stays what it was until the grant's outcome is stored
@@ -310,6 +312,7 @@ static void conn_del_done(void *arg, int status)
     svc__entry_resync(svc, d->id);
   } else {
     log_info("conn_deleted", "id", d->id, "?revoked", d->rep.attempted);
+    svc__exchange_source_gone(svc, d->id);
   }
   d->cb(d->arg, status, &d->rep);
   free(d->id);

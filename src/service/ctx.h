@@ -234,6 +234,8 @@ typedef struct svc_op {
   conn_t next;               /* the record being committed */
   svc_treq_t treq;
   bool device_poll;          /* the request is an RFC 8628 poll (device.c) */
+  bool exchange_waited;      /* a token exchange resubmitted after its
+                                subject connection's refresh (exchange.c) */
   svc_conn_cb done_cb;       /* optional: after commit, before waiters */
   void *done_arg;
   uint32_t commit_attempts;  /* failed commits so far */

@@ -20,6 +20,7 @@
 #include "base/metrics.h"
 #include "base/rand.h"
 #include "service/device.h"
+#include "service/exchange.h"
 #include "service/index.h"
 #include "service/op.h"
 #include "service/outcome.h"
@@ -68,7 +69,10 @@ static int refresh_start(svc_treq_t *t, oauth_request_t *req)
     svc__op_free(svc, op); /* detached while queued: nothing to do */
     return 1;
   }
-  if (op->kind == SVC_OP_REFRESH) {
+  /* A token exchange that waited for its subject connection comes back
+   * SENDING, its record loaded (exchange.c). */
+  bool resumed = op->state == SVC_OP_SENDING;
+  if (op->kind == SVC_OP_REFRESH && !resumed) {
     int rc = svc__conn_get(svc->store, e->id, &op->rec);
     if (rc != 0) {
       log_error("refresh_read_failed", "id", e->id, "error", err_name(rc));
@@ -88,7 +92,8 @@ static int refresh_start(svc_treq_t *t, oauth_request_t *req)
       return 1;
     }
   }
-  svc__op_set(op, SVC_OP_SENDING);
+  if (!resumed)
+    svc__op_set(op, SVC_OP_SENDING);
   int64_t now = clock_now_ms();
   const conn_t *c = &op->rec;
   svc_prov_t *pv = e->prov;
@@ -103,6 +108,21 @@ static int refresh_start(svc_treq_t *t, oauth_request_t *req)
     rc = svc__device_start(svc, op, req, now);
     if (rc == 1)
       return 1;
+  } else if (c->grant == GRANT_TOKEN_EXCHANGE) {
+    /* Renewal repeats the exchange (with a fresh subject token). */
+    rc = svc__exchange_start(svc, op, req, now);
+    if (rc == SVC_EXCHANGE_WAIT)
+      return 1;
+    if (rc == SVC_EXCHANGE_NO_SOURCE) {
+      synthetic(svc, op, TOKEN_REAUTH, "subject_connection_unavailable",
+                "the subject connection is gone or has no valid token");
+      return 1;
+    }
+    if (rc == SVC_EXCHANGE_SOURCE_DOWN) {
+      synthetic(svc, op, TOKEN_TRANSIENT, "subject_token_unavailable",
+                "the subject connection's token expired and its refresh failed");
+      return 1;
+    }
   } else if (c->grant == GRANT_JWT_BEARER) {
     /* Renewal is a fresh assertion, whatever the provider answered. */
     rc = grant_jwt_bearer_request(&pv->p, c, req);

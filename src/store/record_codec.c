@@ -160,6 +160,14 @@ static const field_t conn_fields[] = {
   F(F_STR, conn_t, signing_key_id),
   F(F_STR, conn_t, signing_alg),
   F(F_STR, conn_t, assertion_claims),
+  F(F_SEALED, conn_t, subject_token),
+  F(F_STR, conn_t, subject_token_type),
+  F(F_STR, conn_t, subject_connection),
+  F(F_SEALED, conn_t, actor_token),
+  F(F_STR, conn_t, actor_token_type),
+  F(F_STRLIST, conn_t, audience),
+  F(F_STRLIST, conn_t, resource),
+  F(F_STR, conn_t, requested_token_type),
 };
 
 static const field_t state_fields[] = {

@@ -23,6 +23,13 @@ verified with the registered key; renewal signs a fresh assertion; a
 replayed assertion is refused by the mock; bad keys and claims are 422
 with nothing stored.
 
+Token exchange (RFC 8693): a connection exchanging another connection's
+access token (audience, resource, requested_token_type sent; the source
+shown), one with a given subject token and an actor token, a source
+whose token is about to expire refreshed first, cross-tenant sources
+refused unless allowed, a deleted source making its dependent
+needs_reauth, bad input 422 with nothing stored.
+
 No timed assertions: waits poll the API until a state is reached (with a
 generous bound that only guards against hangs).
 """
@@ -351,6 +358,93 @@ def test_jwt_bearer(g, m, tmp):
     T.eq("provider claims with jti: nothing stored", 404, g.c.get("/v1/providers/badclaims").status)
 
 
+AT = "urn:ietf:params:oauth:token-type:access_token"
+
+
+def test_exchange(g, m):
+    m.config(expires_in=3600, fault="none")
+    g.provider("xch", {"token_url": token_url(m), "client_id": CLIENT[0],
+                       "client_secret": CLIENT[1], "client_auth": "basic", "scopes": ["read"]})
+    r = g.put("xs1", "xch", "client_credentials")
+    T.eq("exchange source active", "active", body_of(r).get("status"))
+    src_tok = (g.c.get("/v1/connections/xs1/token").json() or {}).get("access_token")
+    T.secret(src_tok)
+
+    # From another connection.
+    r = g.put("xd1", "xch", "token_exchange", subject_connection="xs1", audience=["api-a", "api-b"],
+              resource=["https://rs.example/"], requested_token_type=AT)
+    j = body_of(r)
+    T.status("exchange from a connection: PUT", 200, r)
+    T.eq("exchange from a connection: active", "active", j.get("status"))
+    T.eq("dependent shows its source", "xs1", j.get("subject_connection"))
+    x = m.client.get("/_mock/exchange").json() or {}
+    T.eq("audience sent twice (RFC 8693 allows repeats)", ["api-a", "api-b"], x.get("audience"))
+    T.eq("resource sent", ["https://rs.example/"], x.get("resource"))
+    T.eq("subject_token_type default", AT, x.get("subject_token_type"))
+    T.eq("requested_token_type sent", AT, x.get("requested_token_type"))
+    tok = (g.c.get("/v1/connections/xd1/token").json() or {}).get("access_token")
+    T.secret(tok)
+    T.ok("exchanged token differs from the subject token", tok and tok != src_tok, "new token",
+         "same")
+    # Renewal repeats the exchange.
+    n0 = m.counters().get("token_exchange", {}).get("accepted", 0)
+    T.status("renewal of the exchange", 200, g.c.post("/v1/connections/xd1/refresh", body=b""))
+    T.eq("renewal repeated the exchange", n0 + 1,
+         m.counters().get("token_exchange", {}).get("accepted", 0))
+
+    # Given subject token, with an actor token.
+    r = g.put("xd2", "xch", "token_exchange", subject_token=src_tok, actor_token=tok,
+              actor_token_type=AT)
+    T.eq("given subject + actor token: active", "active", body_of(r).get("status"))
+    T.eq("actor token sent", True, (m.client.get("/_mock/exchange").json() or {}).get("actor"))
+    T.ok("subject token never shown", src_tok not in r.text(), "absent", "present")
+
+    # A source about to expire is refreshed first.
+    m.config(expires_in=30)
+    g.put("xs2", "xch", "client_credentials")
+    m.config(expires_in=3600)
+    r = g.put("xd3", "xch", "token_exchange", subject_connection="xs2")
+    T.eq("source near expiry: exchange still active", "active", body_of(r).get("status"))
+    sj = g.conn("xs2") or {}
+    T.ok("source near expiry was refreshed first (new expiry about an hour out)",
+         sj.get("expires_at") and sj.get("expires_at") > time.strftime(
+             "%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 600)), "refreshed", sj.get("expires_at"))
+
+    # Cross tenant.
+    r = g.c.put("/v1/connections/xs3", json_body={"tenant": "other", "provider": "xch",
+                                                  "grant": "client_credentials"})
+    T.status("other tenant's source created", 200, r)
+    r = g.put("xd4", "xch", "token_exchange", subject_connection="xs3")
+    T.status("cross-tenant source refused", 422, r)
+    T.eq("cross-tenant: code", "cross_tenant_source", body_of(r).get("error"))
+    T.eq("cross-tenant: nothing stored", 404, g.c.get("/v1/connections/xd4").status)
+    r = g.put("xd4", "xch", "token_exchange", subject_connection="xs3", allow_cross_tenant=True)
+    T.eq("cross-tenant allowed explicitly", "active", body_of(r).get("status"))
+
+    # Bad input.
+    for label, kw, code in [
+            ("no subject", {}, "missing_field"),
+            ("both subjects", {"subject_token": "a", "subject_connection": "xs1"}, "missing_field"),
+            ("actor token without type", {"subject_token": "a", "actor_token": "b"},
+             "invalid_field"),
+            ("unknown source", {"subject_connection": "nope"}, "unknown_subject_connection"),
+            ("chained source", {"subject_connection": "xd1"}, "invalid_field"),
+            ("itself", {"subject_connection": "xbad"}, "invalid_field")]:
+        r = g.put("xbad", "xch", "token_exchange", **kw)
+        T.status("exchange bad input (%s): 422" % label, 422, r)
+        T.eq("exchange bad input (%s): code" % label, code, body_of(r).get("error"))
+        T.eq("exchange bad input (%s): nothing stored" % label, 404,
+             g.c.get("/v1/connections/xbad").status)
+    r = g.put("xbad", "xch", "client_credentials", audience=["x"])
+    T.status("audience on another grant: 422", 422, r)
+
+    # Deleting the source marks the dependent needs_reauth.
+    T.status("delete the source", 200, g.c.delete("/v1/connections/xs1"))
+    j = wait_for("dependent of a deleted source ends", lambda: g.status_is("xd1", "needs_reauth"))
+    if j:
+        T.eq("dependent: last_error", "subject_connection_deleted", err_code(j))
+
+
 def section(name, fn, *args):
     try:
         fn(*args)
@@ -376,6 +470,7 @@ def main():
         section("device", test_device, g, m)
         section("device_restart", test_device_restart, g, m, tmp)
         section("jwt_bearer", test_jwt_bearer, g, m, tmp)
+        section("token_exchange", test_exchange, g, m)
     except Exception as e:  # noqa: BLE001
         T.ok("set-up", False, "no exception", "%s: %s\n%s" % (type(e).__name__, e,
                                                               traceback.format_exc()))

@@ -229,6 +229,7 @@ typedef struct {
   uint64_t device_authorizations, device_polls, device_pending, device_slow_down, device_approved,
     device_denied, device_expired;
   uint64_t jwt_bearer_ok, jwt_bearer_rejected, jwt_bearer_replays;
+  uint64_t token_exchanges, token_exchanges_rejected;
 } mock_counters_t;
 
 /* ---- the whole mock ------------------------------------------------------ */
@@ -332,6 +333,14 @@ void mock_grant_device(mock_tctx_t *tc, uint32_t client);
 /* grant_type jwt-bearer (RFC 7523 section 2.1); client MOCK_NONE when the
  * request carried no client authentication. */
 void mock_grant_jwt_bearer(mock_tctx_t *tc, uint32_t client);
+/* grant_type token-exchange (RFC 8693 section 2.1): subject_token (and
+ * actor_token) must be live access tokens of this mock of type
+ * urn:ietf:params:oauth:token-type:access_token; requested_token_type, if
+ * any, that type too; answers a new access token with issued_token_type.
+ * The last request's audience, resource and token types are kept for GET
+ * /_mock/exchange. */
+void mock_grant_token_exchange(mock_tctx_t *tc, uint32_t client);
+json_t *mock_last_exchange_json(void);
 /* POST /_mock/device {"user_code": "...", "action": "approve"|"deny"}:
  * the user's decision at the verification page. */
 void mock_device_decide(mock_t *m, const mock_req_t *q, mock_resp_t *r);

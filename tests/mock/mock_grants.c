@@ -48,7 +48,7 @@ typedef struct {
 
 static dev_flow_t *flows;
 static size_t nflows, flows_cap;
-static json_t *last_assertion;
+static json_t *last_assertion, *last_exchange;
 
 void mock_device_clear(void)
 {
@@ -59,6 +59,8 @@ void mock_device_clear(void)
   nflows = flows_cap = 0;
   json_decref(last_assertion);
   last_assertion = NULL;
+  json_decref(last_exchange);
+  last_exchange = NULL;
 }
 
 static dev_flow_t *find(const char *device_code, const char *user_code)
@@ -309,4 +311,69 @@ void mock_grant_jwt_bearer(mock_tctx_t *tc, uint32_t client)
 json_t *mock_last_assertion_json(void)
 {
   return last_assertion ? json_incref(last_assertion) : json_null();
+}
+
+#define AT_TYPE "urn:ietf:params:oauth:token-type:access_token"
+
+/* A live access token of this mock. */
+static bool live_access(const mock_tctx_t *tc, const char *t)
+{
+  uint32_t i = t ? mock_store_lookup(tc->m->store, t, strlen(t)) : MOCK_NONE;
+  const mock_tok_t *k = i != MOCK_NONE ? mock_store_tok(tc->m->store, i) : NULL;
+  return k != NULL && k->kind == MOCK_TOK_ACCESS && k->t > tc->q->now;
+}
+
+void mock_grant_token_exchange(mock_tctx_t *tc, uint32_t client)
+{
+  mock_t *m = tc->m;
+  const char *st, *stt, *at, *att, *rtt, *scope, *why = NULL, *err = "invalid_request";
+  if (mock_tc_param(tc, "subject_token", &st) != 0 ||
+      mock_tc_param(tc, "subject_token_type", &stt) != 0 ||
+      mock_tc_param(tc, "actor_token", &at) != 0 ||
+      mock_tc_param(tc, "actor_token_type", &att) != 0 ||
+      mock_tc_param(tc, "requested_token_type", &rtt) != 0 ||
+      mock_tc_param(tc, "scope", &scope) != 0)
+    return;
+  if (st == NULL || stt == NULL)
+    why = "subject_token and subject_token_type are required";
+  else if ((at == NULL) != (att == NULL))
+    why = "actor_token and actor_token_type go together";
+  else if (strcmp(stt, AT_TYPE) != 0 || (att && strcmp(att, AT_TYPE) != 0) ||
+           (rtt && strcmp(rtt, AT_TYPE) != 0))
+    why = "only access tokens are exchanged here";
+  else if (!live_access(tc, st))
+    why = "subject_token is not a live access token", err = "invalid_grant";
+  else if (at && !live_access(tc, at))
+    why = "actor_token is not a live access token", err = "invalid_grant";
+  else if (scope && !mock_scope_valid(scope))
+    why = "malformed scope", err = "invalid_scope";
+  if (why != NULL) {
+    m->c.token_exchanges_rejected++;
+    mock_tc_fail(tc, 400, err, why);
+    return;
+  }
+  json_t *aud = json_array(), *res = json_array();
+  for (size_t i = 0; i < tc->form.n; i++) {
+    if (strcmp(tc->form.items[i].key, "audience") == 0)
+      json_array_append_new(aud, json_string(tc->form.items[i].val));
+    else if (strcmp(tc->form.items[i].key, "resource") == 0)
+      json_array_append_new(res, json_string(tc->form.items[i].val));
+  }
+  json_decref(last_exchange);
+  last_exchange =
+    json_pack("{so so ss sb ss?}", "audience", aud, "resource", res, "subject_token_type", stt,
+              "actor", at != NULL, "requested_token_type", rtt);
+  m->c.token_exchanges++;
+  mock_tc_issue_new(tc, client, scope, false);
+  /* RFC 8693 section 2.2.1: issued_token_type is REQUIRED. */
+  buf_t *b = &tc->r->body;
+  if (tc->r->status == 200 && b->len > 0 && b->data[b->len - 1] == '}') {
+    b->len--;
+    buf_puts(b, ",\"issued_token_type\":\"" AT_TYPE "\"}");
+  }
+}
+
+json_t *mock_last_exchange_json(void)
+{
+  return last_exchange ? json_incref(last_exchange) : json_null();
 }

@@ -399,6 +399,9 @@ json_t *mock_counters_json(const mock_t *m)
                                 U(c->device_pending), "slow_down", U(c->device_slow_down),
                                 "approved", U(c->device_approved), "denied", U(c->device_denied),
                                 "expired", U(c->device_expired)));
+  json_object_set_new(o, "token_exchange",
+                      json_pack("{sI sI}", "accepted", U(c->token_exchanges), "rejected",
+                                U(c->token_exchanges_rejected)));
   json_object_set_new(o, "jwt_bearer",
                       json_pack("{sI sI sI}", "accepted", U(c->jwt_bearer_ok), "rejected",
                                 U(c->jwt_bearer_rejected), "replays", U(c->jwt_bearer_replays)));

@@ -289,6 +289,8 @@ static void dispatch(app_t *a, http_req_t *req)
       mock_device_decide(m, &q, r);
     else if (strcmp(path, "/_mock/assertion") == 0 && get)
       json_resp(r, 200, mock_last_assertion_json());
+    else if (strcmp(path, "/_mock/exchange") == 0 && get)
+      json_resp(r, 200, mock_last_exchange_json());
     else
       mock_oauth_error(r, 404, "not_found", "unknown control endpoint or method");
   } else {

@@ -795,14 +795,15 @@ void mock_token(mock_t *m, const mock_req_t *q, mock_resp_t *r)
   const char *gt;
   if (param(&tc, "grant_type", &gt) != 0)
     goto done;
-  int g = gt == NULL                                                        ? -1
-          : strcmp(gt, "authorization_code") == 0                           ? 0
-          : strcmp(gt, "refresh_token") == 0                                ? 1
-          : strcmp(gt, "client_credentials") == 0                           ? 2
-          : strcmp(gt, "password") == 0                                     ? 3
-          : strcmp(gt, "urn:ietf:params:oauth:grant-type:device_code") == 0 ? 5
-          : strcmp(gt, "urn:ietf:params:oauth:grant-type:jwt-bearer") == 0  ? 6
-                                                                            : 4;
+  int g = gt == NULL                                                           ? -1
+          : strcmp(gt, "authorization_code") == 0                              ? 0
+          : strcmp(gt, "refresh_token") == 0                                   ? 1
+          : strcmp(gt, "client_credentials") == 0                              ? 2
+          : strcmp(gt, "password") == 0                                        ? 3
+          : strcmp(gt, "urn:ietf:params:oauth:grant-type:device_code") == 0    ? 5
+          : strcmp(gt, "urn:ietf:params:oauth:grant-type:jwt-bearer") == 0     ? 6
+          : strcmp(gt, "urn:ietf:params:oauth:grant-type:token-exchange") == 0 ? 7
+                                                                               : 4;
   if (g < 0) {
     fail(&tc, 400, "invalid_request", "grant_type is required");
     goto done;
@@ -828,6 +829,7 @@ void mock_token(mock_t *m, const mock_req_t *q, mock_resp_t *r)
   case 2: grant_new(&tc, client, false); break;
   case 5: mock_grant_device(&tc, client); break;
   case 6: mock_grant_jwt_bearer(&tc, client); break;
+  case 7: mock_grant_token_exchange(&tc, client); break;
   default: grant_new(&tc, client, true); break;
   }
 done:

@@ -548,7 +548,7 @@ static void test_wrong_types(void **state)
   (void)state;
   const packer_fn always_wrong[] = {w_float, w_arr_int, w_map_int, w_ext, w_nulstr};
   const packer_fn sometimes[] = {w_int, w_neg, w_big, w_str, w_bin, w_bool};
-  const size_t nfields[] = {47, 38, 6};
+  const size_t nfields[] = {47, 46, 6};
   for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
     const kind_t *K = &kinds[k];
     rec_u b;
