@@ -11,13 +11,16 @@
 
 /* svc__exchange_start results besides 0 (send req) and negative (the
  * request cannot be built: a configuration error). */
-#define SVC_EXCHANGE_WAIT 1       /* waiting for the subject connection's
-                                     refresh; the op stays SENDING and is
-                                     resubmitted (or ended) when it ends */
-#define SVC_EXCHANGE_NO_SOURCE 2  /* the subject connection is gone or
-                                     cannot give a token: needs_reauth */
-#define SVC_EXCHANGE_SOURCE_DOWN 3 /* its token expired and its refresh
-                                      failed transiently: retry later */
+#define SVC_EXCHANGE_WAIT \
+  1 /* waiting for the subject connection's \
+       refresh; the op stays SENDING and is \
+       resubmitted (or ended) when it ends */
+#define SVC_EXCHANGE_NO_SOURCE \
+  2 /* the subject connection is gone or \
+       cannot give a token: needs_reauth */
+#define SVC_EXCHANGE_SOURCE_DOWN \
+  3 /* its token expired and its refresh \
+       failed transiently: retry later */
 
 /* Builds the exchange request of op (SENDING, record loaded) into *req.
  * With a subject connection whose access token has less than
