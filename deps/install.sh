@@ -24,6 +24,15 @@ if [ "${GRANTD_NO_CHROMIUM:-0}" != "1" ]; then
   PKGS="$PKGS chromium"
 fi
 
+# Node.js runs the official Standard Webhooks library (npm
+# "standardwebhooks", pinned in tests/node/package.json) that verifies
+# grantd's webhook signatures independently in test_webhooks; skipped when
+# GRANTD_NO_NODE=1 (the test then reports that check skipped). A node
+# already on the PATH (from any source) is used as it is.
+if [ "${GRANTD_NO_NODE:-0}" != "1" ] && ! command -v node >/dev/null 2>&1; then
+  PKGS="$PKGS nodejs npm"
+fi
+
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -31,8 +40,23 @@ for p in $PKGS; do
   fi
 done
 
+node_modules() {
+  # The verifier's npm package, into tests/node/node_modules (git-ignored).
+  [ "${GRANTD_NO_NODE:-0}" = "1" ] && return 0
+  command -v npm >/dev/null 2>&1 || { echo "deps: npm not found: webhook verifier skipped" >&2; return 0; }
+  here="$(cd "$(dirname "$0")/.." && pwd)"
+  if [ -f "$here/tests/node/node_modules/standardwebhooks/package.json" ]; then
+    echo "deps: tests/node modules present"
+    return 0
+  fi
+  echo "deps: npm install in tests/node"
+  (cd "$here/tests/node" && npm install --no-audit --no-fund --loglevel=error) ||
+    echo "deps: npm install failed: webhook verifier skipped" >&2
+}
+
 if [ -z "$missing" ]; then
   echo "deps: all packages present"
+  node_modules
   exit 0
 fi
 
@@ -46,3 +70,4 @@ fi
 echo "deps: installing$missing"
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+node_modules

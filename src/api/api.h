@@ -40,6 +40,9 @@ typedef struct {
   /* The provider catalog (borrowed: must outlive the api): GET
    * /v1/catalog and PUT /v1/providers with "template". NULL = empty. */
   const catalog_t *catalog;
+  /* Webhook endpoint URLs may be plain http:// (--allow-insecure-http);
+   * otherwise PUT /v1/webhooks refuses them with 422 insecure_url. */
+  bool allow_insecure_http;
 } api_opts_t;
 
 api_t *api_new(const api_opts_t *opts);

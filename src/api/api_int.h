@@ -56,6 +56,7 @@ struct api {
   size_t import_max_line;
   const addr_policy_t *endpoint_policy; /* borrowed; NULL = public only */
   const catalog_t *catalog;             /* borrowed; NULL = empty */
+  bool allow_insecure_http;             /* webhook URLs may be http:// */
   bool ready;
   bool shutting_down;
   uint64_t requests;
@@ -105,6 +106,7 @@ extern const api_route_t api_oauth_routes[];
 extern const api_route_t api_ops_routes[];
 extern const api_route_t api_catalog_routes[];
 extern const api_route_t api_event_routes[];
+extern const api_route_t api_webhook_routes[];
 
 /* POST /v1/connections:import, streamed (api_import.c). From
  * api_on_headers, for an import whose route, method and key are good:

@@ -24,8 +24,8 @@
 #include "base/url.h"
 
 static const api_route_t *const tables[] = {
-  api_ops_routes,        api_provider_routes, api_catalog_routes,
-  api_connection_routes, api_oauth_routes,    api_event_routes,
+  api_ops_routes,   api_provider_routes, api_catalog_routes, api_connection_routes,
+  api_oauth_routes, api_event_routes,    api_webhook_routes,
 };
 
 static const double latency_bounds[] = {0.1, 0.25, 0.5, 1,   2.5, 5,    10,
@@ -41,6 +41,7 @@ api_t *api_new(const api_opts_t *o)
   a->import_max_line = o->import_max_line ? o->import_max_line : 64u << 10;
   a->endpoint_policy = o->endpoint_policy;
   a->catalog = o->catalog;
+  a->allow_insecure_http = o->allow_insecure_http;
   metrics_help("grantd_http_requests_total", "API requests by route and status", METRIC_COUNTER);
   metrics_histogram_define("grantd_http_request_ms", "API request latency (ms) by route",
                            latency_bounds, ARRAY_SIZE(latency_bounds));
@@ -109,6 +110,7 @@ static const err_status_t err_table[] = {
   {GRANTD_EFILE_NOT_REGULAR, 422},
   {GRANTD_EFILE_TOO_LARGE, 422},
   {GRANTD_EFILE_UNREADABLE, 422},
+  {GRANTD_ELIMIT, 409},
 };
 
 static int status_for(int err)

@@ -58,6 +58,13 @@ typedef struct {
   int64_t refresh_ramp_per_s;
   int64_t refresh_batch_per_tick;
   int64_t request_timeout_ms;
+  int64_t webhook_max_endpoints;
+  int64_t webhook_max_inflight;
+  int64_t webhook_timeout_ms;
+  int64_t webhook_retry_total_s;
+  int64_t webhook_retry_base_ms;
+  int64_t webhook_secret_overlap_s;
+  int64_t events_keep_undelivered;
   int64_t callback_max_query;
 } config_t;
 

@@ -269,6 +269,7 @@ static int serve(int argc, char **argv)
     .keyring = app.keyring,
     .events_keep = (size_t)app.cfg.events_keep,
     .events_keep_ms = app.cfg.events_keep_hours * 3600 * 1000,
+    .events_keep_undelivered = (size_t)app.cfg.events_keep_undelivered,
   };
   rc = store_open(&app.store, &so);
   if (rc != 0) {
@@ -313,6 +314,7 @@ static int serve(int argc, char **argv)
     .import_max_line = (size_t)app.cfg.max_body, /* one line: one PUT body */
     .endpoint_policy = app.cfg.endpoint_policy,
     .catalog = app.catalog,
+    .allow_insecure_http = app.cfg.allow_insecure_http,
   };
   app.api = api_new(&ao);
   keyset = NULL;
@@ -354,6 +356,12 @@ static int serve(int argc, char **argv)
     .max_inflight_per_host = (int)app.cfg.refresh_max_inflight_per_host,
     .ramp_per_s = (int)app.cfg.refresh_ramp_per_s,
     .batch_per_tick = (int)app.cfg.refresh_batch_per_tick,
+    .webhook_max_endpoints = (int)app.cfg.webhook_max_endpoints,
+    .webhook_max_inflight = (int)app.cfg.webhook_max_inflight,
+    .webhook_timeout_ms = app.cfg.webhook_timeout_ms,
+    .webhook_retry_total_ms = app.cfg.webhook_retry_total_s * 1000,
+    .webhook_retry_base_ms = app.cfg.webhook_retry_base_ms,
+    .webhook_secret_overlap_ms = app.cfg.webhook_secret_overlap_s * 1000,
   };
   rc = svc_open(&app.svc, &vo);
   if (rc != 0) {

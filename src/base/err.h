@@ -57,7 +57,8 @@
   X(PROVIDER_UNKNOWN, "unknown_provider", "the connection names a provider that does not exist") \
   X(FILE_NOT_REGULAR, "file_not_regular", "not a regular file (a FIFO, device or directory)") \
   X(FILE_TOO_LARGE, "file_too_large", "the file is larger than grantd accepts") \
-  X(FILE_UNREADABLE, "file_unreadable", "the file cannot be read (missing, or no permission)")
+  X(FILE_UNREADABLE, "file_unreadable", "the file cannot be read (missing, or no permission)") \
+  X(LIMIT, "limit_reached", "a configured limit was reached")
 
 enum grantd_err {
   GRANTD_ERR_BASE_ = GRANTD_ERR_BASE - 1,

@@ -50,6 +50,11 @@
  * code after which the connection is given up as needs_reauth (token.h
  * leaves this cap to the caller). */
 #define SVC_MAX_AMBIGUOUS_4XX 8
+#define SVC_DEFAULT_WH_MAX_ENDPOINTS 16
+#define SVC_DEFAULT_WH_MAX_INFLIGHT 32
+#define SVC_DEFAULT_WH_TIMEOUT_MS 10000
+#define SVC_DEFAULT_WH_RETRY_TOTAL_MS ((int64_t)3 * 24 * 3600 * 1000)
+#define SVC_DEFAULT_WH_OVERLAP_MS ((int64_t)24 * 3600 * 1000)
 
 /* ---- hosts and providers (providers.c) ----------------------------------- */
 
@@ -258,6 +263,14 @@ struct svc {
   /* event feed waiters (events_wait.c), unordered */
   svc_ev_wait_t *ev_waiters;
 
+  /* webhook endpoints (webhooks.c), sorted by name, and the one timer
+   * that wakes retries (armed at the earliest BACKOFF item) */
+  struct wh_ep *wh_eps;
+  size_t wh_count;
+  size_t wh_creating;          /* puts of new endpoints not yet committed */
+  uv_timer_t wh_timer;
+  int64_t wh_timer_at;         /* 0 = not armed */
+
   /* index (index.c): chained hash table, power-of-two buckets */
   conn_entry_t **buckets;
   size_t nbuckets;
@@ -323,6 +336,8 @@ struct svc {
   /* op.c: a forced refresh that waited behind a commit of e now asks for
    * a refresh of the committed record (cb gets SVC_WAIT_FORCED answers). */
   void (*on_forced)(svc_t *svc, conn_entry_t *e, svc_conn_cb cb, void *arg);
+  /* events_wait.c: a batch with events committed (webhooks.c delivers). */
+  void (*on_events)(svc_t *svc);
 };
 /* clang-format on */
 

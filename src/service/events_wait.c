@@ -39,7 +39,10 @@ static void wake(svc_t *svc, uint64_t last, bool all)
 
 static void on_committed(void *arg, uint64_t last_seq)
 {
-  wake(arg, last_seq, false);
+  svc_t *svc = arg;
+  wake(svc, last_seq, false);
+  if (svc->on_events)
+    svc->on_events(svc);
 }
 
 void svc__events_setup(svc_t *svc)

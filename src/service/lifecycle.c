@@ -96,4 +96,5 @@ void svc__maybe_closed(svc_t *svc)
   uv_close((uv_handle_t *)&svc->rl_timer, on_handle_closed);
   uv_close((uv_handle_t *)&svc->idle, on_handle_closed);
   uv_close((uv_handle_t *)&svc->sweep_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&svc->wh_timer, on_handle_closed);
 }

@@ -27,6 +27,7 @@
 #include "service/schedule.h"
 #include "service/state_sweep.h"
 #include "service/treq.h"
+#include "service/webhooks.h"
 #include "store/store.h"
 
 /* ---- open ----------------------------------------------------------------------- */
@@ -124,6 +125,7 @@ int svc_open(svc_t **out, const svc_opts_t *opts)
   svc->on_due = svc__refresh_due;
   svc->on_room = svc__arm;
   svc->on_forced = svc__refresh_forced;
+  svc->on_events = svc__wh_kick;
   int64_t now = clock_now_ms();
   wheel_init(&svc->wheel, (uint64_t)now);
 
@@ -139,17 +141,24 @@ int svc_open(svc_t **out, const svc_opts_t *opts)
   }
   svc__ramp(svc, l.overdue, l.n_overdue, now);
   free(l.overdue);
+  if ((rc = svc__wh_open(svc)) != 0) {
+    svc_free(svc);
+    return rc;
+  }
 
   uv_timer_init(svc->loop, &svc->timer);
   uv_timer_init(svc->loop, &svc->rl_timer);
   uv_idle_init(svc->loop, &svc->idle);
   uv_timer_init(svc->loop, &svc->sweep_timer);
+  uv_timer_init(svc->loop, &svc->wh_timer);
   svc->timer.data = svc->rl_timer.data = svc->idle.data = svc->sweep_timer.data = svc;
-  svc->handles_open = 4;
+  svc->wh_timer.data = svc;
+  svc->handles_open = 5;
   svc__metrics_setup(svc);
   svc__events_setup(svc);
   svc__arm(svc);
   svc__sweep_start(svc);
+  svc__wh_kick(svc);
   log_info("service_open", "#connections", LOG_I64(svc->count), "#providers", LOG_I64(svc->nprovs),
            "#scheduled", LOG_I64(wheel_count(&svc->wheel)), "#overdue", LOG_I64(l.n_overdue),
            "#decode_errors", LOG_I64(svc->st.decode_errors), "#ms",
@@ -181,6 +190,7 @@ static void drain_now(svc_t *svc)
    * written is committed as "refresh_outcome_unknown". */
   svc__treq_cancel_sending(svc);
   svc__events_wake_all(svc);
+  svc__wh_drain(svc);
 }
 
 void svc_drain(svc_t *svc)
@@ -218,6 +228,7 @@ void svc_free(svc_t *svc)
   free(svc->buckets);
   free(svc->sweep_cursor);
   svc__providers_free(svc);
+  svc__wh_free(svc);
   free(svc);
 }
 

@@ -47,6 +47,17 @@ typedef struct {
   int batch_per_tick;              /* refreshes started per wheel tick at most */
   int64_t state_sweep_interval_ms; /* expired-state sweep period (default 60 s) */
   int state_sweep_max;             /* states looked at per sweep step (default 256) */
+  /* Webhooks (svc_webhook_*): endpoints at most (default 16), requests in
+   * flight per endpoint (default 32), per-request timeout (default 10 s),
+   * how long an event is retried before it fails for the endpoint
+   * (default 3 days), how long a replaced secret keeps signing (default
+   * 24 h). */
+  int webhook_max_endpoints;
+  int webhook_max_inflight;
+  int64_t webhook_timeout_ms;
+  int64_t webhook_retry_total_ms;
+  int64_t webhook_retry_base_ms; /* first retry delay (default 5 s) */
+  int64_t webhook_secret_overlap_ms;
 } svc_opts_t;
 
 /* Opens the service: loads providers, rebuilds the index from one store scan
@@ -151,6 +162,72 @@ typedef struct {
   int refresh_http; /* provider's HTTP status, 0 = no answer */
   int access_http;
 } svc_revoke_report_t;
+
+/* ---- webhook endpoints ----
+ * Endpoints receive the connection events (the outbox) whose type matches
+ * one of their patterns, signed as Standard Webhooks (base/whsig.h), at
+ * least once, in order per connection, retried with backoff for
+ * webhook_retry_total_ms; the delivery engine (webhooks.c) keeps each
+ * endpoint's progress durable in the store. */
+
+/* What the API shows of an endpoint: the record without its secrets, and
+ * its delivery status. */
+typedef struct {
+  wh_rec_t rec;        /* secret and old_secret are NULL */
+  char *new_secret;    /* only in a put's answer: the generated secret */
+  bool created;        /* only in a put's answer: the endpoint is new */
+  bool has_old_secret; /* a replaced secret still signs until old_until */
+  bool disabled;       /* the receiver answered 410 Gone */
+  uint64_t cursor;     /* every event <= cursor is finished for it */
+  uint64_t backlog;    /* events above the cursor (matching or not yet
+                          looked at) */
+  uint64_t delivered, failed;
+  uint32_t inflight;
+  int64_t last_ok_ms, last_err_ms;
+  int32_t last_err_status; /* HTTP status of the last failure, 0 = none */
+  char last_err_class[32]; /* "http_5xx", "timeout", "connect_failed" ... */
+  int64_t oldest_ms;       /* commit time of the oldest undelivered event, 0 */
+} svc_wh_view_t;
+void svc_wh_view_free(svc_wh_view_t *v);
+
+typedef void (*svc_wh_cb)(void *arg, int err, const svc_wh_view_t *v);
+
+/* Creates or replaces endpoint r->name (r is moved; the API validated url
+ * and patterns). r->secret NULL: a new endpoint gets a generated secret
+ * (returned once, in v->new_secret), a replaced one keeps its secret. A
+ * secret that differs from the current one replaces it, and the old one
+ * keeps signing for webhook_secret_overlap_ms. Replacing keeps the
+ * delivery progress and enables an endpoint disabled by 410. A new one
+ * starts after the last committed event. cb after the commit.
+ * @return 0; GRANTD_ELIMIT (webhook_max_endpoints), GRANTD_EINVALID (bad
+ *   secret), GRANTD_ESHUTDOWN. */
+int svc_webhook_put(svc_t *svc, wh_rec_t *r, svc_wh_cb cb, void *arg);
+/* Copies endpoint `name`'s view (free with svc_wh_view_free).
+ * @return 0 or GRANTD_ENOT_FOUND. */
+int svc_webhook_get(svc_t *svc, const char *name, svc_wh_view_t *out);
+/* Calls fn for every endpoint in name order (borrowed views). */
+void svc_webhook_each(svc_t *svc, void (*fn)(void *arg, const svc_wh_view_t *v), void *arg);
+/* Deletes an endpoint and its progress; requests in flight are
+ * cancelled. @return 0 (cb after the commit, v NULL), GRANTD_ENOT_FOUND. */
+int svc_webhook_delete(svc_t *svc, const char *name, svc_wh_cb cb, void *arg);
+
+/* A known event type, or "<prefix>.*" of one ("connection.*"); the
+ * patterns an endpoint's "events" may hold. */
+bool svc_webhook_pattern_ok(const char *p);
+
+/* The outcome of a test delivery (svc_webhook_test). */
+typedef struct {
+  const char *id;    /* webhook-id sent */
+  bool delivered;    /* 2xx */
+  int status;        /* HTTP status, 0 = no answer */
+  const char *error; /* error class when not delivered, else NULL */
+  int64_t ms;        /* request duration */
+} svc_wh_test_t;
+typedef void (*svc_wh_test_cb)(void *arg, int err, const svc_wh_test_t *t);
+/* Sends one "webhook.test" event to endpoint `name` at once (one attempt,
+ * not recorded in the outbox) and reports the receiver's answer.
+ * @return 0 or GRANTD_ENOT_FOUND / GRANTD_ESHUTDOWN. */
+int svc_webhook_test(svc_t *svc, const char *name, svc_wh_test_cb cb, void *arg);
 
 /* ---- event feed waiters ----
  * A long-poll of the event feed: the caller owns w (zeroed or from an

@@ -21,6 +21,7 @@
 
 const char *const store__db_names[DB_COUNT] = {
   RECORD_DB_PROVIDERS, RECORD_DB_CONNECTIONS, RECORD_DB_STATES, "by_tenant", "meta", "events",
+  RECORD_DB_WEBHOOKS,  RECORD_DB_WH_PROGRESS,
 };
 
 static const char check_plain[] = STORE_KEY_CHECK_PLAIN;
@@ -321,6 +322,9 @@ int store_open(store_t **out, const store_opts_t *opts)
   s->map_size = opts->map_size ? opts->map_size : STORE_DEFAULT_MAP_SIZE;
   s->ev_keep = opts->events_keep ? opts->events_keep : STORE_EVENTS_KEEP;
   s->ev_keep_ms = opts->events_keep_ms > 0 ? opts->events_keep_ms : STORE_EVENTS_KEEP_MS;
+  s->ev_keep_max = opts->events_keep_undelivered ? opts->events_keep_undelivered : 4 * s->ev_keep;
+  if (s->ev_keep_max < s->ev_keep)
+    s->ev_keep_max = s->ev_keep;
   MDB_txn *txn = NULL;
   int rc = mdb_env_create(&s->env);
   if (rc != 0)

@@ -63,6 +63,7 @@
 #include "store/outbox.h"
 #include "store/record.h"
 #include "store/seal.h"
+#include "store/webhook.h"
 
 #define STORE_DEFAULT_MAP_SIZE ((size_t)1 << 30) /* 1 GiB, sparse */
 #define STORE_SCHEMA_VERSION 1
@@ -81,6 +82,13 @@ typedef struct {
    * newest event always stays, so numbering goes on after a restart. */
   size_t events_keep;
   int64_t events_keep_ms;
+  /* Events some webhook endpoint has not finished yet (above the lowest
+   * endpoint cursor, webhook.h) are kept past events_keep and
+   * events_keep_ms, up to this many events held in all (0 = 4 x
+   * events_keep); beyond it the oldest are dropped anyway, counted in
+   * grantd_events_dropped_undelivered_total and logged
+   * (events_dropped_undelivered). */
+  size_t events_keep_undelivered;
 } store_opts_t;
 
 #define STORE_EVENTS_KEEP ((size_t)100000)
@@ -345,6 +353,31 @@ void store_events_free(store_event_t *ev, size_t n);
 void store_events_bounds(const store_t *s, uint64_t *first, uint64_t *last);
 /* Events pruned by retention since the store was opened. */
 uint64_t store_events_trimmed(const store_t *s);
+
+/* ---- webhook endpoints (webhook.h) ----
+ *
+ * `webhooks` holds each endpoint's record (secrets sealed), and
+ * `webhook_progress` its delivery progress; both keyed by the endpoint's
+ * name. Writes are group-committed like every write (callback contract
+ * above). */
+
+/* Puts the endpoint and, when prog is not NULL, its progress, in the same
+ * batch (so one commit holds both); cb runs once for the pair. */
+int store_webhook_put(store_t *s, const wh_rec_t *r, const wh_prog_t *prog, store_cb cb, void *arg);
+/* Deletes the endpoint and its progress. */
+int store_webhook_delete(store_t *s, const char *name, store_cb cb, void *arg);
+/* Puts the progress of endpoint `name`. */
+int store_webhook_progress_put(store_t *s, const char *name, const wh_prog_t *prog, store_cb cb,
+                               void *arg);
+/* Calls fn(arg, rec, prog) for every committed endpoint in name order, in
+ * one read txn; prog is NULL when the endpoint has no (decodable)
+ * progress. An endpoint that fails to decode goes to bad (may be NULL;
+ * logged and counted either way). Records are borrowed for the call.
+ * @return 0, fn's non-zero value, or GRANTD_ESTORE_IO. */
+typedef int (*store_webhook_fn)(void *arg, const wh_rec_t *r, const wh_prog_t *prog);
+int store_webhook_scan(store_t *s, store_webhook_fn fn, store_bad_fn bad, void *arg);
+/* Undelivered events dropped by retention since open (store_opts_t). */
+uint64_t store_events_dropped(const store_t *s);
 
 /* ---- counters ---- */
 typedef struct {

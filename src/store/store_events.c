@@ -12,6 +12,7 @@
 #include "base/mem.h"
 #include "base/metrics.h"
 #include "store/store_int.h"
+#include "store/webhook.h"
 
 void store_set_events(store_t *s, store_ev_data_fn data, store_ev_committed_fn committed, void *arg)
 {
@@ -107,11 +108,34 @@ int store__ev_apply(store_t *s, MDB_txn *txn, const store_op_t *op)
   return 0;
 }
 
+/* The lowest webhook endpoint cursor (webhook.h) committed or written in
+ * this txn; UINT64_MAX without endpoints. */
+static int min_cursor(store_t *s, MDB_txn *txn, uint64_t *floor)
+{
+  *floor = UINT64_MAX;
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(txn, s->dbi[DB_WH_PROGRESS], &cur);
+  if (rc != 0)
+    return rc;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    uint64_t c;
+    if (wh_prog_cursor(v.mv_data, v.mv_size, &c) == 0 && c < *floor)
+      *floor = c;
+  }
+  mdb_cursor_close(cur);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 int store__ev_trim(store_t *s, MDB_txn *txn)
 {
-  MDB_cursor *cur;
-  int rc = mdb_cursor_open(txn, s->dbi[DB_EVENTS], &cur);
+  uint64_t floor;
+  int rc = min_cursor(s, txn, &floor);
   if (rc != 0)
+    return rc;
+  MDB_cursor *cur;
+  if ((rc = mdb_cursor_open(txn, s->dbi[DB_EVENTS], &cur)) != 0)
     return rc;
   MDB_val k, v;
   uint64_t first = 0;
@@ -124,11 +148,15 @@ int store__ev_trim(store_t *s, MDB_txn *txn)
     outbox_ev_t ev;
     bool old =
       outbox_decode(v.mv_data, v.mv_size, &ev) != 0 || ev.ts_ms + s->ev_keep_ms < s->batch_now_ms;
-    if (held <= s->ev_keep && !old)
+    bool undelivered = seq > floor;
+    if (undelivered ? held <= s->ev_keep_max : (held <= s->ev_keep && !old))
       break;
     if ((rc = mdb_cursor_del(cur, 0)) != 0)
       break;
-    s->ev_batch_trimmed++;
+    if (undelivered)
+      s->ev_batch_dropped++;
+    else
+      s->ev_batch_trimmed++;
     first = 0;
   }
   mdb_cursor_close(cur);

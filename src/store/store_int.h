@@ -10,7 +10,17 @@
 
 #include "store/store.h"
 
-enum { DB_PROVIDERS, DB_CONNECTIONS, DB_STATES, DB_BY_TENANT, DB_META, DB_EVENTS, DB_COUNT };
+enum {
+  DB_PROVIDERS,
+  DB_CONNECTIONS,
+  DB_STATES,
+  DB_BY_TENANT,
+  DB_META,
+  DB_EVENTS,
+  DB_WEBHOOKS,
+  DB_WH_PROGRESS,
+  DB_COUNT
+};
 
 /* The plaintext sealed under meta "key:" + id with each key id. */
 #define STORE_KEY_CHECK_PLAIN "grantd key check v1"
@@ -119,6 +129,9 @@ struct store {
   int64_t batch_now_ms;
   uint64_t ev_trimmed; /* events pruned by retention since open */
   uint64_t ev_batch_trimmed;
+  size_t ev_keep_max;  /* undelivered events are dropped only past this */
+  uint64_t ev_dropped; /* undelivered events dropped since open */
+  uint64_t ev_batch_dropped;
   uint64_t ev_batch_n[OUTBOX_TYPE_COUNT]; /* events of the batch by type */
 };
 
@@ -155,6 +168,11 @@ int store__lookup(store_t *s, MDB_txn *txn, int db, const char *key, size_t keyl
 /* Queues a put of val (taken: *val is reset) under a binary key, with no
  * callback (the meta check values of new key ids). 0 or GRANTD_ESHUTDOWN. */
 int store__put_raw(store_t *s, int db, const void *key, size_t keylen, buf_t *val);
+/* Queues a put of val (taken) / a delete under a NUL-terminated key with a
+ * callback, as the public writes do (store.h). 0, GRANTD_EINVALID or
+ * GRANTD_ESHUTDOWN (val freed then, cb not called). */
+int store__put_cb(store_t *s, int db, const char *key, buf_t *val, store_cb cb, void *arg);
+int store__del_cb(store_t *s, int db, const char *key, store_cb cb, void *arg);
 
 /* Worker side of the events (store_events.c), inside the batch's write
  * txn, before the op itself is applied: appends the events of one

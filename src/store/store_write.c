@@ -335,6 +335,14 @@ static void after_work_cb(uv_work_t *req, int status)
     }
     if (s->ev_batch_trimmed)
       metrics_counter_add("grantd_events_pruned_total", NULL, (double)s->ev_batch_trimmed);
+    if (s->ev_batch_dropped) {
+      s->ev_dropped += s->ev_batch_dropped;
+      metrics_counter_add("grantd_events_dropped_undelivered_total", NULL,
+                          (double)s->ev_batch_dropped);
+      log_error("events_dropped_undelivered", "#dropped", LOG_I64(s->ev_batch_dropped), "#held_max",
+                LOG_I64(s->ev_keep_max), "#first", LOG_I64(s->ev_first), "hint",
+                "a webhook endpoint is far behind; its events below #first are lost for it");
+    }
   }
   if (rc == 0) {
     s->st.commits++;
@@ -388,6 +396,7 @@ static void start_commit(store_t *s)
   s->ev_batch_last = s->ev_last;
   s->ev_batch_first = s->ev_first;
   s->ev_batch_trimmed = 0;
+  s->ev_batch_dropped = 0;
   memset(s->ev_batch_n, 0, sizeof s->ev_batch_n);
   s->pend_head = s->pend_tail = NULL;
   s->npend = 0;
@@ -471,6 +480,30 @@ int store__put_raw(store_t *s, int db, const void *key, size_t keylen, buf_t *va
   ov_set(s, db, op->key, op->keylen, op, false);
   enqueue(s, op);
   return 0;
+}
+
+static int del_generic(store_t *s, int db, const char *key, store_cb cb, void *arg);
+
+int store__put_cb(store_t *s, int db, const char *key, buf_t *val, store_cb cb, void *arg)
+{
+  int rc = check_key(s, key);
+  if (rc != 0) {
+    buf_free(val);
+    return rc;
+  }
+  store_op_t *op = op_new(OP_PUT, db, key);
+  op->val = *val;
+  *val = (buf_t)BUF_INIT;
+  op->cb = cb;
+  op->arg = arg;
+  ov_set(s, db, op->key, op->keylen, op, false);
+  enqueue(s, op);
+  return 0;
+}
+
+int store__del_cb(store_t *s, int db, const char *key, store_cb cb, void *arg)
+{
+  return del_generic(s, db, key, cb, arg);
 }
 
 static int enc_provider(const void *r, const seal_keyring_t *kr, buf_t *out)
