@@ -62,7 +62,7 @@ typedef struct wh_ep {
   uint8_t key[WHSIG_KEY_MAX], okey[WHSIG_KEY_MAX];
   size_t keylen, okeylen; /* okeylen 0 = no old key */
   wh_window_t win;
-  wh_prog_t st;       /* counters and last outcome (st.ent unused) */
+  wh_prog_t st;           /* counters and last outcome (st.ent unused) */
   wh_prog_ent_t *restore; /* entries loaded at open, consulted while filling */
   size_t nrestore;
   uint32_t inflight;
@@ -84,8 +84,8 @@ static void ep_pump(wh_ep_t *ep);
 
 /* ---- metrics ---- */
 
-static const double lat_bounds[] = {0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 21600,
-                                    86400};
+static const double lat_bounds[] = {0.01, 0.05, 0.1,  0.5,  1,     5,    30,
+                                    60,   300,  1800, 3600, 21600, 86400};
 
 static void metrics_define(void)
 {
@@ -384,7 +384,8 @@ static void on_sent(const http_response_t *resp, int err, void *arg)
     }
   } else {
     note_error(ep, resp->status, err);
-    int64_t next = now + wh_backoff_ms(it->attempts, svc->opts.webhook_retry_base_ms, rand_fast_u64(&svc->rnd));
+    int64_t next =
+      now + wh_backoff_ms(it->attempts, svc->opts.webhook_retry_base_ms, rand_fast_u64(&svc->rnd));
     if (wh_give_up(it->first_ms, next, svc->opts.webhook_retry_total_ms)) {
       ep->st.failed++;
       count(ep, "failed");
@@ -874,8 +875,10 @@ int svc_webhook_test(svc_t *svc, const char *name, svc_wh_test_cb cb, void *arg)
   char ts[32];
   clock_format_rfc3339_ms(clock_now_ms(), ts);
   buf_t b = BUF_INIT;
-  buf_printf(&b, "{\"id\":\"%s\",\"type\":\"webhook.test\",\"timestamp\":\"%s\",\"data\":{\"endpoint\":",
-             rq->id, ts);
+  buf_printf(
+    &b,
+    "{\"id\":\"%s\",\"type\":\"webhook.test\",\"timestamp\":\"%s\",\"data\":{\"endpoint\":", rq->id,
+    ts);
   json_put_str(&b, name, SIZE_MAX);
   buf_puts(&b, "}}");
   int rc = send_one(ep, rq->id, b.data, b.len, rq, NULL);

@@ -47,7 +47,7 @@ typedef struct {
   int64_t first_ms; /* first attempt, 0 = none yet */
   int64_t next_ms;  /* BACKOFF: when to try again */
   wh_it_state_t state;
-  bool ok; /* DONE: delivered (else failed for good) */
+  bool ok;    /* DONE: delivered (else failed for good) */
   void *http; /* SENDING: the http client's handle */
 } wh_item_t;
 

@@ -5,6 +5,7 @@
 #include "store/store_ro.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <lmdb.h>
 #include <msgpack.h>
 #include <stdlib.h>
@@ -21,6 +22,9 @@ struct store_ro {
   MDB_env *env;
   MDB_txn *txn;
   MDB_dbi dbi[DB_COUNT];
+  /* Databases a store written by an older grantd does not have yet (the
+   * events and webhook ones): read as empty, created by the next serve. */
+  bool absent[DB_COUNT];
   const seal_keyring_t *kr;
 };
 
@@ -77,8 +81,13 @@ int store_ro_open(store_ro_t **out, const char *path, const seal_keyring_t *kr, 
   if (rc == 0 && (rc = mdb_env_set_maxdbs(ro->env, DB_COUNT)) == 0 &&
       (rc = mdb_env_open(ro->env, path, MDB_RDONLY | MDB_NOTLS, 0600)) == 0 &&
       (rc = mdb_txn_begin(ro->env, NULL, MDB_RDONLY, &ro->txn)) == 0) {
-    for (int i = 0; i < DB_COUNT && rc == 0; i++)
+    for (int i = 0; i < DB_COUNT && rc == 0; i++) {
       rc = mdb_dbi_open(ro->txn, store__db_names[i], 0, &ro->dbi[i]);
+      if (rc == MDB_NOTFOUND && i >= DB_EVENTS) {
+        ro->absent[i] = true;
+        rc = 0;
+      }
+    }
   }
   if (rc != 0) {
     if (why)
@@ -142,6 +151,8 @@ static int get_raw(store_ro_t *ro, int db, const char *key, MDB_val *v)
   MDB_val k = {strlen(key), (void *)key};
   if (k.mv_size == 0 || k.mv_size > STORE_MAX_KEY)
     return GRANTD_ENOT_FOUND;
+  if (ro->absent[db])
+    return GRANTD_ENOT_FOUND;
   int rc = mdb_get(ro->txn, ro->dbi[db], &k, v);
   return rc == 0 ? 0 : rc == MDB_NOTFOUND ? GRANTD_ENOT_FOUND : GRANTD_ESTORE_IO;
 }
@@ -165,6 +176,8 @@ int store_ro_raw_scan(store_ro_t *ro, const char *db, store_ro_raw_fn fn, void *
   int i = db_index(db);
   if (i < 0)
     return GRANTD_EINVALID;
+  if (ro->absent[i])
+    return 0;
   MDB_cursor *cur;
   if (mdb_cursor_open(ro->txn, ro->dbi[i], &cur) != 0)
     return GRANTD_ESTORE_IO;

@@ -10,8 +10,7 @@
 #include "base/mem.h"
 #include "store/store_int.h"
 
-int store_webhook_put(store_t *s, const wh_rec_t *r, const wh_prog_t *prog, store_cb cb,
-                      void *arg)
+int store_webhook_put(store_t *s, const wh_rec_t *r, const wh_prog_t *prog, store_cb cb, void *arg)
 {
   if (s->closing)
     return GRANTD_ESHUTDOWN;

@@ -59,7 +59,7 @@ typedef struct {
   char *url;
   strlist_t events; /* patterns: "connection.needs_reauth", "connection.*" */
   char *secret;
-  char *old_secret; /* the previous secret while it stays valid, or NULL */
+  char *old_secret;  /* the previous secret while it stays valid, or NULL */
   int64_t old_until; /* ms: old_secret is signed with until then */
   int64_t created_at, updated_at;
 } wh_rec_t;
@@ -76,7 +76,7 @@ typedef struct {
   uint64_t cursor;
   unsigned flags;
   int64_t last_ok_ms, last_err_ms;
-  int32_t last_err_status; /* HTTP status of the last failure, 0 = none */
+  int32_t last_err_status;           /* HTTP status of the last failure, 0 = none */
   char last_err_class[WH_CLASS_LEN]; /* "http_5xx", "timeout", ... */
   uint64_t delivered, failed;
   size_t n;
