@@ -183,7 +183,7 @@ void wh_prog_encode(const wh_prog_t *p, buf_t *out)
   put_be(out, (uint64_t)p->last_err_ms, 8);
   put_be(out, (uint32_t)p->last_err_status, 4);
   char cls[WH_CLASS_LEN] = {0};
-  strncpy(cls, p->last_err_class, WH_CLASS_LEN - 1);
+  memcpy(cls, p->last_err_class, strnlen(p->last_err_class, WH_CLASS_LEN - 1));
   buf_append(out, cls, WH_CLASS_LEN);
   put_be(out, p->delivered, 8);
   put_be(out, p->failed, 8);
