@@ -83,6 +83,9 @@ const kvlist_t *api_query_all(api_ctx_t *ctx);
 
 /* Replies and frees ctx. json is consumed. */
 void api_reply_json(api_ctx_t *ctx, int status, json_t *json);
+/* The answer of a DELETE by name: err != 0 replies as api_reply_err,
+ * else 200 {"deleted": true, "name": the path's first parameter}. Frees ctx. */
+void api_reply_deleted(api_ctx_t *ctx, int err);
 /* Replies {"error": code, "message": msg} and frees ctx. */
 void api_reply_error(api_ctx_t *ctx, int status, const char *code, const char *msg);
 /* Maps an error code through the one table (status + code + message) and

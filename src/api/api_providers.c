@@ -209,15 +209,7 @@ static void provider_list(api_ctx_t *ctx)
 static void delete_done(void *arg, int err, const provider_t *p)
 {
   (void)p;
-  api_ctx_t *ctx = arg;
-  if (err != 0) {
-    api_reply_err(ctx, err, NULL);
-    return;
-  }
-  json_t *o = json_object();
-  json_object_set_new(o, "deleted", json_true());
-  json_object_set_new(o, "name", json_string(ctx->params[0]));
-  api_reply_json(ctx, 200, o);
+  api_reply_deleted(arg, err);
 }
 
 static void provider_delete(api_ctx_t *ctx)

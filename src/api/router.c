@@ -183,6 +183,18 @@ void api_reply_json(api_ctx_t *ctx, int status, json_t *json)
   buf_free(&b);
 }
 
+void api_reply_deleted(api_ctx_t *ctx, int err)
+{
+  if (err != 0) {
+    api_reply_err(ctx, err, NULL);
+    return;
+  }
+  json_t *o = json_object();
+  json_object_set_new(o, "deleted", json_true());
+  json_object_set_new(o, "name", json_string(ctx->params[0]));
+  api_reply_json(ctx, 200, o);
+}
+
 static json_t *error_body(const char *code, const char *msg)
 {
   json_t *o = json_object();
