@@ -179,8 +179,8 @@ typedef struct {
   bool has_old_secret; /* a replaced secret still signs until old_until */
   bool disabled;       /* the receiver answered 410 Gone */
   uint64_t cursor;     /* every event <= cursor is finished for it */
-  uint64_t backlog;    /* events above the cursor (matching or not yet
-                          looked at) */
+  uint64_t backlog;    /* events not finished: matching ones not yet
+                          delivered or failed, and those not read yet */
   uint64_t delivered, failed;
   uint32_t inflight;
   int64_t last_ok_ms, last_err_ms;

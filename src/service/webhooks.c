@@ -95,7 +95,9 @@ static void metrics_define(void)
   metrics_histogram_define("grantd_webhook_delivery_seconds",
                            "time from an event's commit to its delivery, by endpoint", lat_bounds,
                            sizeof lat_bounds / sizeof lat_bounds[0]);
-  metrics_help("grantd_webhook_backlog", "events above the endpoint's cursor (not finished)",
+  metrics_help("grantd_webhook_backlog",
+               "events not finished for the endpoint (matching ones not yet delivered or failed, "
+               "and those not read yet)",
                METRIC_GAUGE);
   metrics_help("grantd_webhook_oldest_undelivered_seconds",
                "age of the oldest event not yet delivered to the endpoint", METRIC_GAUGE);
@@ -120,11 +122,19 @@ static int64_t oldest_ms(const wh_ep_t *ep)
   return 0;
 }
 
-static void ep_gauges(wh_ep_t *ep)
+/* Events not finished for the endpoint: the window's matching ones not yet
+ * delivered or failed for good, and those it has not read yet (whether
+ * they match is known once read). */
+static uint64_t backlog(const wh_ep_t *ep)
 {
   uint64_t last = last_seq(ep->svc);
-  double backlog = last > ep->win.cursor ? (double)(last - ep->win.cursor) : 0;
-  metrics_gauge_set("grantd_webhook_backlog", ep->labels, ep->state == WH_EP_DELETED ? 0 : backlog);
+  return ep->win.pending + (last > ep->win.scan ? last - ep->win.scan : 0);
+}
+
+static void ep_gauges(wh_ep_t *ep)
+{
+  metrics_gauge_set("grantd_webhook_backlog", ep->labels,
+                    ep->state == WH_EP_DELETED ? 0 : (double)backlog(ep));
   int64_t o = oldest_ms(ep);
   double age = o > 0 ? (double)(clock_now_ms() - o) / 1e3 : 0;
   metrics_gauge_set("grantd_webhook_oldest_undelivered_seconds", ep->labels,
@@ -308,12 +318,32 @@ static void timer_arm(svc_t *svc, int64_t at)
   uv_timer_start(&svc->wh_timer, on_timer, d > 0 ? (uint64_t)d : 0, 0);
 }
 
+/* Queues the endpoint's items whose retry is due; arms the timer for the
+ * earliest of the others. O(window), once per timer expiry. */
+static void ep_wake(wh_ep_t *ep)
+{
+  int64_t now = clock_now_ms(), wake = 0;
+  for (size_t i = 0; i < wh_win_count(&ep->win); i++) {
+    wh_item_t *it = wh_win_at(&ep->win, i);
+    if (it->state != WH_IT_BACKOFF)
+      continue;
+    if (it->next_ms <= now)
+      wh_win_ready(&ep->win, it);
+    else if (wake == 0 || it->next_ms < wake)
+      wake = it->next_ms;
+  }
+  if (wake)
+    timer_arm(ep->svc, wake);
+}
+
 static void on_timer(uv_timer_t *t)
 {
   svc_t *svc = t->data;
   svc->wh_timer_at = 0;
-  for (wh_ep_t *ep = svc->wh_eps; ep; ep = ep->next)
+  for (wh_ep_t *ep = svc->wh_eps; ep; ep = ep->next) {
+    ep_wake(ep);
     ep_pump(ep);
+  }
 }
 
 /* ---- sending ---- */
@@ -363,7 +393,7 @@ static void on_sent(const http_response_t *resp, int err, void *arg)
     return;
   }
   if (err == GRANTD_ECANCELLED || err == GRANTD_ESHUTDOWN) {
-    it->state = WH_IT_READY; /* sent again (after a restart at the latest) */
+    wh_win_ready(&ep->win, it); /* sent again (after a restart at the latest) */
     return;
   }
   if (ok) {
@@ -376,7 +406,7 @@ static void on_sent(const http_response_t *resp, int err, void *arg)
   } else if (err == 0 && resp->status == 410) {
     note_error(ep, resp->status, 0);
     count(ep, "gone");
-    it->state = WH_IT_READY;
+    wh_win_ready(&ep->win, it);
     if (ep->state == WH_EP_ACTIVE) {
       ep->state = WH_EP_DISABLED;
       log_warn("webhook_disabled", "endpoint", ep->rec.name, "#status", LOG_I64(410), "hint",
@@ -513,15 +543,30 @@ static bool ep_fill(wh_ep_t *ep)
     metrics_counter_add("grantd_webhook_events_lost_total", ep->labels, (double)lost);
     log_error("webhook_events_lost", "endpoint", ep->rec.name, "#events", LOG_I64(lost), "#first",
               LOG_I64(first), "hint", "the outbox pruned them before they were delivered");
+    /* The window's items are all below first: requests still in flight for
+     * them end now (cancelled: READY), before the items go. */
+    for (size_t i = 0; i < wh_win_count(&ep->win); i++) {
+      wh_item_t *it = wh_win_at(&ep->win, i);
+      if (it->state == WH_IT_SENDING && it->http && it->seq < first)
+        http_client_cancel(it->http);
+    }
     wh_win_jump(&ep->win, first - 1);
   }
-  while (wh_win_count(&ep->win) < WH_WINDOW && ep->win.scan < last) {
+  /* Read in chunks: at most once per WH_READ_CHUNK finished items while
+   * others wait to be sent, at once when none does. */
+  int64_t wake = 0;
+  for (;;) {
+    size_t room = WH_WINDOW - wh_win_count(&ep->win);
+    if (ep->win.scan >= last || room == 0 ||
+        (room < WH_READ_CHUNK && !wh_win_ready_empty(&ep->win)))
+      break;
     store_event_t *ev;
     size_t n;
-    if (store_events_read(svc->store, ep->win.scan, WH_READ_CHUNK, &ev, &n) != 0 || n == 0)
+    if (store_events_read(svc->store, ep->win.scan, room < WH_READ_CHUNK ? room : WH_READ_CHUNK,
+                          &ev, &n) != 0 ||
+        n == 0)
       break;
-    size_t i = 0;
-    for (; i < n && wh_win_count(&ep->win) < WH_WINDOW; i++) {
+    for (size_t i = 0; i < n; i++) {
       const store_event_t *e = &ev[i];
       const wh_prog_ent_t *r = ep->nrestore ? restored(ep, e->seq) : NULL;
       if (!wh_patterns_match(&ep->rec.events, outbox_type_name(e->type)) || (r && r->done)) {
@@ -538,15 +583,17 @@ static bool ep_fill(wh_ep_t *ep)
         it->attempts = r->attempts;
         it->first_ms = r->first_ms;
         if (r->next_ms > 0 && it->state == WH_IT_READY) {
-          it->state = WH_IT_BACKOFF;
+          it->state = WH_IT_BACKOFF; /* leaves the ready queue */
           it->next_ms = r->next_ms;
+          if (wake == 0 || r->next_ms < wake)
+            wake = r->next_ms;
         }
       }
     }
     store_events_free(ev, n);
-    if (i < n)
-      break;
   }
+  if (wake)
+    timer_arm(svc, wake);
   if (ep->nrestore && ep->win.scan >= ep->restore[ep->nrestore - 1].seq) {
     free(ep->restore);
     ep->restore = NULL;
@@ -563,29 +610,13 @@ static void ep_pump(wh_ep_t *ep)
     return;
   if (ep_fill(ep))
     ep_save(ep);
-  int64_t now = clock_now_ms(), wake = 0;
   unsigned max = (unsigned)svc->opts.webhook_max_inflight;
-  for (size_t i = 0; i < wh_win_count(&ep->win) && ep->state == WH_EP_ACTIVE; i++) {
-    wh_item_t *it = wh_win_at(&ep->win, i);
-    if (it->state == WH_IT_BACKOFF) {
-      if (it->next_ms > now) {
-        if (wake == 0 || it->next_ms < wake)
-          wake = it->next_ms;
-        continue;
-      }
-      it->state = WH_IT_READY;
-    }
-    if (it->state != WH_IT_READY)
-      continue;
-    if (ep->inflight >= max)
+  while (ep->inflight < max && ep->state == WH_EP_ACTIVE) {
+    wh_item_t *it = wh_win_pop_ready(&ep->win);
+    if (it == NULL)
       break;
-    size_t before = wh_win_count(&ep->win);
     send_item(ep, it);
-    if (wh_win_count(&ep->win) < before)
-      i = (size_t)-1; /* finished at once and popped: start over */
   }
-  if (wake)
-    timer_arm(svc, wake);
   ep_gauges(ep);
 }
 
@@ -670,8 +701,7 @@ static void view_of(const wh_ep_t *ep, svc_wh_view_t *v)
   v->has_old_secret = ep->okeylen > 0 && ep->rec.old_until > clock_now_ms();
   v->disabled = ep->state == WH_EP_DISABLED;
   v->cursor = ep->win.cursor;
-  uint64_t last = last_seq(ep->svc);
-  v->backlog = last > ep->win.cursor ? last - ep->win.cursor : 0;
+  v->backlog = backlog(ep);
   v->delivered = ep->st.delivered;
   v->failed = ep->st.failed;
   v->inflight = ep->inflight;

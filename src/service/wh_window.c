@@ -36,12 +36,97 @@ void wh_win_free(wh_window_t *w)
   for (size_t i = w->head; i < w->n; i++)
     item_free(w->items[i]);
   free(w->items);
+  free(w->tails);
   memset(w, 0, sizeof *w);
 }
 
 static bool same_conn(const wh_item_t *a, uint64_t h, const char *conn)
 {
   return a->chash == h && strcmp(a->conn, conn) == 0;
+}
+
+static wh_item_t **bucket(wh_window_t *w, uint64_t h)
+{
+  return &w->tails[h & (WH_WIN_BUCKETS - 1)];
+}
+
+/* The link that points at the last live item of conn, or at NULL. */
+static wh_item_t **tail_link(wh_window_t *w, uint64_t h, const char *conn)
+{
+  wh_item_t **pp = bucket(w, h);
+  while (*pp && !same_conn(*pp, h, conn))
+    pp = &(*pp)->tail_next;
+  return pp;
+}
+
+void wh_win_ready(wh_window_t *w, wh_item_t *it)
+{
+  it->state = WH_IT_READY;
+  if (it->queued)
+    return;
+  it->queued = true;
+  it->ready_next = NULL;
+  if (w->ready_tail)
+    w->ready_tail->ready_next = it;
+  else
+    w->ready_head = it;
+  w->ready_tail = it;
+}
+
+/* Drops queue entries that are no longer READY off the front. */
+static void ready_trim(wh_window_t *w)
+{
+  while (w->ready_head && w->ready_head->state != WH_IT_READY) {
+    wh_item_t *it = w->ready_head;
+    w->ready_head = it->ready_next;
+    it->queued = false;
+  }
+  if (w->ready_head == NULL)
+    w->ready_tail = NULL;
+}
+
+wh_item_t *wh_win_pop_ready(wh_window_t *w)
+{
+  ready_trim(w);
+  wh_item_t *it = w->ready_head;
+  if (it == NULL)
+    return NULL;
+  w->ready_head = it->ready_next;
+  if (w->ready_head == NULL)
+    w->ready_tail = NULL;
+  it->queued = false;
+  return it;
+}
+
+bool wh_win_ready_empty(wh_window_t *w)
+{
+  ready_trim(w);
+  return w->ready_head == NULL;
+}
+
+/* Takes it (the front item) out of the connection chains and the queue. */
+static void unlink_front(wh_window_t *w, wh_item_t *it)
+{
+  if (it->next_same == NULL) { /* the last of its connection */
+    wh_item_t **pp = tail_link(w, it->chash, it->conn);
+    if (*pp == it)
+      *pp = it->tail_next;
+  } else if (it->state != WH_IT_DONE && it->next_same->state == WH_IT_BLOCKED) {
+    wh_win_ready(w, it->next_same); /* dropped unfinished (wh_win_jump) */
+  }
+  if (it->queued) { /* rare: only wh_win_jump drops queued items */
+    wh_item_t **pp = &w->ready_head, *prev = NULL;
+    while (*pp && *pp != it) {
+      prev = *pp;
+      pp = &(*pp)->ready_next;
+    }
+    if (*pp) {
+      *pp = it->ready_next;
+      if (w->ready_tail == it)
+        w->ready_tail = prev;
+    }
+    it->queued = false;
+  }
 }
 
 wh_item_t *wh_win_add(wh_window_t *w, uint64_t seq, const char *conn, char *body, size_t body_len,
@@ -56,6 +141,8 @@ wh_item_t *wh_win_add(wh_window_t *w, uint64_t seq, const char *conn, char *body
     w->cap = w->cap ? w->cap * 2 : 64;
     w->items = xrealloc(w->items, w->cap * sizeof *w->items);
   }
+  if (w->tails == NULL)
+    w->tails = xcalloc(WH_WIN_BUCKETS, sizeof *w->tails);
   wh_item_t *it = xcalloc(1, sizeof *it);
   it->seq = seq;
   it->conn = xstrdup(conn);
@@ -63,14 +150,22 @@ wh_item_t *wh_win_add(wh_window_t *w, uint64_t seq, const char *conn, char *body
   it->body = body;
   it->body_len = body_len;
   it->ts_ms = ts_ms;
-  it->state = WH_IT_READY;
-  for (size_t i = w->n; i > w->head; i--) {
-    const wh_item_t *o = w->items[i - 1];
-    if (o->state != WH_IT_DONE && same_conn(o, it->chash, conn)) {
-      it->state = WH_IT_BLOCKED;
-      break;
-    }
+  wh_item_t **pp = tail_link(w, it->chash, conn);
+  wh_item_t *last = *pp;
+  if (last) { /* it replaces last as its connection's last item */
+    last->next_same = it;
+    it->tail_next = last->tail_next;
+    *pp = it;
+  } else {
+    it->tail_next = *bucket(w, it->chash);
+    *bucket(w, it->chash) = it;
   }
+  /* The connection's earlier items are all DONE when its last one is: an
+   * item leaves BLOCKED only once the one before it is DONE. */
+  if (last && last->state != WH_IT_DONE)
+    it->state = WH_IT_BLOCKED;
+  else
+    wh_win_ready(w, it);
   w->items[w->n++] = it;
   w->scan = seq;
   w->pending++;
@@ -90,6 +185,7 @@ void wh_win_jump(wh_window_t *w, uint64_t seq)
     wh_item_t *it = w->items[w->head++];
     if (it->state != WH_IT_DONE)
       w->pending--;
+    unlink_front(w, it);
     item_free(it);
   }
   if (w->scan < seq)
@@ -105,22 +201,14 @@ bool wh_win_finish(wh_window_t *w, wh_item_t *it, bool ok)
   it->state = WH_IT_DONE;
   it->ok = ok;
   w->pending--;
-  /* The next live item of the same connection may go now. */
-  size_t i = w->head;
-  while (i < w->n && w->items[i] != it)
-    i++;
-  for (i++; i < w->n; i++) {
-    wh_item_t *o = w->items[i];
-    if (o->state != WH_IT_DONE && same_conn(o, it->chash, it->conn)) {
-      if (o->state == WH_IT_BLOCKED)
-        o->state = WH_IT_READY;
-      break;
-    }
-  }
+  /* The next item of the same connection may go now. */
+  if (it->next_same && it->next_same->state == WH_IT_BLOCKED)
+    wh_win_ready(w, it->next_same);
   uint64_t before = w->cursor;
   while (w->head < w->n && w->items[w->head]->state == WH_IT_DONE) {
     wh_item_t *d = w->items[w->head++];
     w->cursor = d->seq;
+    unlink_front(w, d);
     item_free(d);
   }
   if (w->head < w->n)

@@ -13,7 +13,12 @@
  * Order per connection: an item is BLOCKED while an earlier item of the
  * same connection is not DONE, so a later event of connection X is never
  * sent before an earlier one succeeded or failed for good; items of other
- * connections do not wait for it. Item states:
+ * connections do not wait for it. The items of one connection are chained
+ * (next_same), and the last one of each connection is found through a
+ * hash table, so adding, finishing and popping an item cost O(1) whatever
+ * the window holds. READY items wait in a FIFO queue (wh_win_ready,
+ * wh_win_pop_ready), so the engine finds the next one to send in O(1).
+ * Item states:
  *
  *   BLOCKED -> READY -> SENDING -> DONE            (2xx, or given up)
  *                          |  -> BACKOFF -> READY  (retry at next_ms)
@@ -36,7 +41,7 @@ typedef enum {
   WH_IT_DONE,
 } wh_it_state_t;
 
-typedef struct {
+typedef struct wh_item {
   uint64_t seq;
   uint64_t chash; /* hash of conn, compared before conn */
   char *conn;     /* connection id (owned) */
@@ -47,15 +52,24 @@ typedef struct {
   int64_t first_ms; /* first attempt, 0 = none yet */
   int64_t next_ms;  /* BACKOFF: when to try again */
   wh_it_state_t state;
-  bool ok;    /* DONE: delivered (else failed for good) */
-  void *http; /* SENDING: the http client's handle */
+  bool ok;     /* DONE: delivered (else failed for good) */
+  bool queued; /* in the ready queue (it may have left READY since) */
+  void *http;  /* SENDING: the http client's handle */
+  /* Private to wh_window.c. */
+  struct wh_item *next_same;  /* the next item of the same connection */
+  struct wh_item *tail_next;  /* hash chain of the connections' last items */
+  struct wh_item *ready_next; /* the ready queue */
 } wh_item_t;
+
+#define WH_WIN_BUCKETS 1024 /* hash buckets of the connections' last items */
 
 typedef struct {
   wh_item_t **items; /* by seq; items[head..n) are live */
   size_t head, n, cap;
   uint64_t cursor, scan;
-  size_t pending; /* live items not DONE */
+  size_t pending;    /* live items not DONE */
+  wh_item_t **tails; /* WH_WIN_BUCKETS chains, allocated with the first item */
+  wh_item_t *ready_head, *ready_tail;
 } wh_window_t;
 
 /* An empty window whose cursor and scan are `cursor`. */
@@ -74,7 +88,7 @@ static inline wh_item_t *wh_win_at(const wh_window_t *w, size_t i)
 
 /* Adds the event seq (> w->scan) of connection conn; body is taken. The
  * item is BLOCKED when an earlier live item of conn is not DONE, else
- * READY. Returns it. */
+ * READY and queued. Returns it. */
 wh_item_t *wh_win_add(wh_window_t *w, uint64_t seq, const char *conn, char *body, size_t body_len,
                       int64_t ts_ms);
 /* Counts past a non-matching event (seq > w->scan). */
@@ -83,9 +97,17 @@ void wh_win_skip(wh_window_t *w, uint64_t seq);
  * become at least seq; items at or below it are dropped. */
 void wh_win_jump(wh_window_t *w, uint64_t seq);
 /* Marks it DONE (ok: delivered), unblocks the next item of its connection
- * and pops finished items off the front, advancing the cursor. it is
- * invalid afterwards. @return true when the cursor moved. */
+ * (READY, queued) and pops finished items off the front, advancing the
+ * cursor. it is invalid afterwards. @return true when the cursor moved. */
 bool wh_win_finish(wh_window_t *w, wh_item_t *it, bool ok);
+/* Makes it READY (from SENDING cancelled or answered 410, or BACKOFF due)
+ * and queues it at the tail of the ready queue. */
+void wh_win_ready(wh_window_t *w, wh_item_t *it);
+/* The oldest queued item that is still READY, taken off the queue (it
+ * stays READY until the caller sends it), or NULL. */
+wh_item_t *wh_win_pop_ready(wh_window_t *w);
+/* Whether no READY item waits in the queue. */
+bool wh_win_ready_empty(wh_window_t *w);
 
 /* ---- pure rules ---- */
 
