@@ -606,12 +606,15 @@ http {
         ok = (m1.get(("grantd_refreshes_total", 'outcome="ok"'), 0)
               - m0.get(("grantd_refreshes_total", 'outcome="ok"'), 0))
         allr = msum(m1, "grantd_refreshes_total") - msum(m0, "grantd_refreshes_total")
+        events = msum(m1, "grantd_events_total") - msum(m0, "grantd_events_total")
         lat = hist_delta(hist(m0, "grantd_refresh_latency_ms"), hist(m1, "grantd_refresh_latency_ms"))
         lag = hist_delta(hist(m0, "grantd_scheduler_lag_ms"), hist(m1, "grantd_scheduler_lag_ms"))
         r = self.res
         r.update(window_s=round(dt, 2), refreshes=int(ok), failed_refreshes=int(allr - ok),
                  refreshes_per_s=round(ok / dt), demand_per_s=round(self.a.n / (self.lifetime * 0.475)),
                  cpu_us_per_refresh=round(1e6 * (c1 - c0) / ok, 1) if ok else None,
+                 cpu_us_per_attempt=round(1e6 * (c1 - c0) / allr, 1) if allr else None,
+                 events_committed=int(events),
                  grantd_cpu_percent=round(100 * (c1 - c0) / dt, 1),
                  endpoint_cpu_us_per_refresh=round(1e6 * (mc1 - mc0) / ok, 1) if ok else None,
                  refresh_p50_ms=rnd2(quantile(lat, 0.5)), refresh_p99_ms=rnd2(quantile(lat, 0.99)),
@@ -702,6 +705,9 @@ http {
             ("refreshes_per_s", r.get("refreshes_per_s"), ">= 20000", lambda v: v >= 20000),
             ("cpu_us_per_refresh", r.get("cpu_us_per_refresh"), "<= 45", lambda v: v <= 45),
             ("endpoint_cpu_us_per_refresh", r.get("endpoint_cpu_us_per_refresh"), "", None),
+            ("cpu_us_per_attempt", r.get("cpu_us_per_attempt"), "", None),
+            ("failed_refreshes", r.get("failed_refreshes"), "", None),
+            ("events_committed", r.get("events_committed"), "", None),
             ("rss_anon_after_import_bytes_per_connection",
              r.get("rss_anon_after_import_bytes_per_connection"), "<= 200 (at 1M)", lambda v: v <= 200),
             ("refresh_p50_ms", r.get("refresh_p50_ms"), "", None),
@@ -768,6 +774,9 @@ def main():
                     help="import expiries uniform over [1, S] s from now (default: over one lifetime)")
     ap.add_argument("--lead-min", type=int, default=86400,
                     help="provider refresh_lead_min in s (default 86400: refresh at half-life)")
+    ap.add_argument("--fail-every", type=int, default=0,
+                    help="mock only: after the import, every K-th refresh gets invalid_grant (a "
+                    "permanent failure: needs_reauth and its event; 100 = 1 %%)")
     ap.add_argument("--skip-idle", action="store_true",
                     help="stop after the measured window (no idle settle and restart)")
     ap.add_argument("--workdir", help="directory for data and logs (kept)")
@@ -781,6 +790,10 @@ def main():
     try:
         b.setup()
         b.do_import()
+        if a.fail_every:
+            if a.endpoint != "mock":
+                sys.exit("--fail-every needs --endpoint mock")
+            b.mock_config(fault="invalid_grant", fault_every=a.fail_every)
         b.measure()
         if not a.skip_idle:
             b.settle_idle()

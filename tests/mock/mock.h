@@ -172,6 +172,8 @@ typedef struct {
   int64_t latency_ms;      /* added before answering any OAuth endpoint */
   mock_fault_t fault;
   int64_t fault_count;    /* remaining faulty requests; 0 = all */
+  int64_t fault_every;    /* > 0: only every fault_every-th request is faulty */
+  uint64_t fault_tick;    /* requests fault_every counted */
   int64_t retry_after;    /* seconds, for fault 429 */
   char *fault_error;      /* error code of error_with_200 */
   bool fault_after_grant; /* process the grant, then answer the fault */

@@ -207,6 +207,8 @@ static int apply_one(mock_knobs_t *k, const char *key, const json_t *v, char *er
   }
   if (strcmp(key, "fault_count") == 0)
     return get_int(v, key, 0, INT32_MAX, &k->fault_count, err, errlen);
+  if (strcmp(key, "fault_every") == 0)
+    return get_int(v, key, 0, INT32_MAX, &k->fault_every, err, errlen);
   if (strcmp(key, "retry_after") == 0)
     return get_int(v, key, 0, 86400, &k->retry_after, err, errlen);
   if (strcmp(key, "fault_error") == 0) {
@@ -319,6 +321,7 @@ json_t *mock_knobs_json(const mock_knobs_t *k)
     k->issuer ? json_string(k->issuer) : json_null(), "send_iss", k->send_iss, "deny", k->deny,
     "require_pkce", k->require_pkce, "client_auth", auth_names[k->client_auth], "code_ttl_s",
     (json_int_t)k->code_ttl_s, "access_ttl_s", (json_int_t)k->access_ttl_s);
+  json_object_set_new(o, "fault_every", json_integer((json_int_t)k->fault_every));
   json_object_set_new(o, "device_interval", json_integer((json_int_t)k->device_interval));
   json_object_set_new(o, "device_expires_in", json_integer((json_int_t)k->device_expires_in));
   json_object_set_new(o, "device_slow_down", json_integer((json_int_t)k->device_slow_down));
@@ -332,6 +335,8 @@ mock_fault_t mock_fault_take(mock_t *m, int endpoint)
 {
   mock_knobs_t *k = &m->knobs;
   if (k->fault == MOCK_FAULT_NONE || !(k->fault_on & endpoint))
+    return MOCK_FAULT_NONE;
+  if (k->fault_every > 0 && ++k->fault_tick % (uint64_t)k->fault_every != 0)
     return MOCK_FAULT_NONE;
   mock_fault_t f = k->fault;
   if (k->fault_count > 0 && --k->fault_count == 0)
