@@ -1,6 +1,7 @@
 /*
  * cmd_check.c - `grantd check`: decodes and unseals every record of a
- * read-only snapshot, prints tallies and every record that fails.
+ * read-only snapshot (providers, connections, states, webhook endpoints), prints tallies and every
+ * record that fails.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "store/record.h"
+#include "store/webhook.h"
 
 typedef struct {
   admin_t *a;
@@ -38,7 +40,8 @@ static int visit(void *arg, const char *key, size_t keylen, const void *val, siz
   check_t *k = arg;
   k->records++;
   uint32_t ids[16];
-  int n = store_ro_seal_ids(val, vlen, ids, 16);
+  int n = !strcmp(k->db, RECORD_DB_WEBHOOKS) ? wh_rec_seal_id(val, vlen, ids)
+                                             : store_ro_seal_ids(val, vlen, ids, 16);
   for (int i = 0; i < n && i < 16; i++) {
     char id[16];
     snprintf(id, sizeof id, "%u", ids[i]);
@@ -78,8 +81,9 @@ int cmd_check(admin_t *a)
   check_t k;
   memset(&k, 0, sizeof k);
   k.a = a;
-  static const char *const dbs[] = {RECORD_DB_PROVIDERS, RECORD_DB_CONNECTIONS, RECORD_DB_STATES};
-  unsigned long counts[3];
+  static const char *const dbs[] = {RECORD_DB_PROVIDERS, RECORD_DB_CONNECTIONS, RECORD_DB_STATES,
+                                    RECORD_DB_WEBHOOKS};
+  unsigned long counts[ARRAY_SIZE(dbs)];
   for (size_t i = 0; i < ARRAY_SIZE(dbs); i++) {
     k.db = dbs[i];
     unsigned long before = k.records;
@@ -97,8 +101,8 @@ int cmd_check(admin_t *a)
     counts[i] = k.records - before;
   }
   printf("store %s\n", a->cfg.data_dir);
-  printf("providers: %lu\nconnections: %lu\nauthorization states: %lu\n", counts[0], counts[1],
-         counts[2]);
+  printf("providers: %lu\nconnections: %lu\nauthorization states: %lu\nwebhook endpoints: %lu\n",
+         counts[0], counts[1], counts[2], counts[3]);
   admin_tally_print(&k.status, "connections by status");
   admin_tally_print(&k.provider, "connections by provider");
   admin_tally_print(&k.keys, "sealed fields by key id");

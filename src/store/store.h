@@ -258,20 +258,20 @@ typedef struct {
   uint64_t old;                           /* records using a key other than the current one */
 } store_census_t;
 
-/* Counts the committed providers, connections and states by key id, in one
- * read txn (pending writes are not seen: call it before writing, at
- * start-up). Linear in the store's size. @return 0 or GRANTD_ESTORE_IO. */
+/* Counts the committed providers, connections, states and webhook
+ * endpoints by key id, in one read txn (pending writes are not seen: call
+ * it before writing, at start-up). Linear in the store's size. @return 0 or GRANTD_ESTORE_IO. */
 int store_seal_census(store_t *s, store_census_t *out);
 
 /* Records of a census using key `id` (0 when none). */
 uint64_t store_census_count(const store_census_t *c, uint32_t id);
 
 /* The position and tallies of one re-seal pass over providers, then
- * connections, then states, in key order. Zero it to start a pass
+ * connections, then states, then webhook endpoints, in key order. Zero it to start a pass
  * (STORE_RESEAL_INIT); store_reseal_reset() frees the cursor and zeroes it
  * again. */
 typedef struct {
-  int db;       /* position: which database (0..2), 3 = the pass is done */
+  int db;       /* position: which database (0..3), 4 = the pass is done */
   char *cursor; /* last key visited in that database (xmalloc'd) or NULL */
   size_t cursor_len;
   store_census_t pass; /* what the pass counted so far, re-sealed records

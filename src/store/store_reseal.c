@@ -11,7 +11,17 @@
 #include "store/store_int.h"
 #include "store/store_ro.h"
 
-static const int pass_dbs[3] = {DB_PROVIDERS, DB_CONNECTIONS, DB_STATES};
+static const int pass_dbs[] = {DB_PROVIDERS, DB_CONNECTIONS, DB_STATES, DB_WEBHOOKS};
+#define NPASS ((int)ARRAY_SIZE(pass_dbs))
+
+/* The key ids a record value of database db names (store_ro_seal_ids for
+ * the msgpack records; an endpoint's one blob for webhooks), or -1. */
+static int seal_ids(int db, const void *val, size_t vlen, uint32_t *ids, int max)
+{
+  if (db == DB_WEBHOOKS)
+    return max > 0 ? wh_rec_seal_id(val, vlen, ids) : -1;
+  return store_ro_seal_ids(val, vlen, ids, max);
+}
 
 uint64_t store_census_count(const store_census_t *c, uint32_t id)
 {
@@ -36,10 +46,10 @@ static void census_add_id(store_census_t *c, uint32_t id)
 }
 
 /* Whether a record value uses a key other than cur. */
-static bool uses_old(const void *val, size_t vlen, uint32_t cur)
+static bool uses_old(int db, const void *val, size_t vlen, uint32_t cur)
 {
   uint32_t ids[16];
-  int n = store_ro_seal_ids(val, vlen, ids, 16);
+  int n = seal_ids(db, val, vlen, ids, 16);
   for (int i = 0; i < n && i < 16; i++)
     if (ids[i] != cur)
       return true;
@@ -47,10 +57,10 @@ static bool uses_old(const void *val, size_t vlen, uint32_t cur)
 }
 
 /* Counts one record value; returns whether it uses a key other than cur. */
-static bool census_add(store_census_t *c, const void *val, size_t vlen, uint32_t cur)
+static bool census_add(store_census_t *c, int db, const void *val, size_t vlen, uint32_t cur)
 {
   uint32_t ids[16];
-  int n = store_ro_seal_ids(val, vlen, ids, 16);
+  int n = seal_ids(db, val, vlen, ids, 16);
   if (n > 16)
     n = 16;
   if (n <= 0)
@@ -80,14 +90,14 @@ int store_seal_census(store_t *s, store_census_t *out)
   int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
   if (rc != 0)
     return store__mdb_err(rc, "census_txn");
-  for (size_t d = 0; d < ARRAY_SIZE(pass_dbs) && rc == 0; d++) {
+  for (int d = 0; d < NPASS && rc == 0; d++) {
     MDB_cursor *cu;
     if ((rc = mdb_cursor_open(txn, s->dbi[pass_dbs[d]], &cu)) != 0)
       break;
     MDB_val k, v;
     for (rc = mdb_cursor_get(cu, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cu, &k, &v, MDB_NEXT))
-      census_add(out, v.mv_data, v.mv_size, cur);
+      census_add(out, pass_dbs[d], v.mv_data, v.mv_size, cur);
     mdb_cursor_close(cu);
     if (rc == MDB_NOTFOUND)
       rc = 0;
@@ -108,6 +118,7 @@ typedef struct {
   provider_t p;
   conn_t c;
   state_rec_t st;
+  wh_rec_t wh;
 } redo_t;
 
 static int decode(store_t *s, int db, const MDB_val *k, const MDB_val *v, redo_t *r)
@@ -118,6 +129,8 @@ static int decode(store_t *s, int db, const MDB_val *k, const MDB_val *v, redo_t
     return provider_decode(v->mv_data, v->mv_size, k->mv_data, k->mv_size, s->kr, &r->p);
   if (db == DB_CONNECTIONS)
     return conn_decode(v->mv_data, v->mv_size, k->mv_data, k->mv_size, s->kr, &r->c);
+  if (db == DB_WEBHOOKS)
+    return wh_rec_decode(v->mv_data, v->mv_size, k->mv_data, k->mv_size, s->kr, &r->wh);
   return state_rec_decode(v->mv_data, v->mv_size, k->mv_data, k->mv_size, s->kr, &r->st);
 }
 
@@ -130,6 +143,9 @@ static int put(store_t *s, redo_t *r)
   } else if (r->db == DB_CONNECTIONS) {
     rc = store_conn_put(s, &r->c, NULL, NULL);
     conn_free(&r->c);
+  } else if (r->db == DB_WEBHOOKS) {
+    rc = store_webhook_put(s, &r->wh, NULL, NULL, NULL); /* the record only */
+    wh_rec_free(&r->wh);
   } else {
     rc = store_state_put(s, &r->st, NULL, NULL);
     state_rec_free(&r->st);
@@ -139,7 +155,7 @@ static int put(store_t *s, redo_t *r)
 
 int store_reseal_step(store_t *s, store_reseal_t *r, size_t max)
 {
-  if (r->db >= 3)
+  if (r->db >= NPASS)
     return 1;
   if (s->closing)
     return GRANTD_ESHUTDOWN;
@@ -154,7 +170,7 @@ int store_reseal_step(store_t *s, store_reseal_t *r, size_t max)
     free(redo);
     return store__mdb_err(rc, "reseal_txn");
   }
-  while (r->db < 3 && seen < max && rc == 0) {
+  while (r->db < NPASS && seen < max && rc == 0) {
     int db = pass_dbs[r->db];
     MDB_cursor *cu;
     if ((rc = mdb_cursor_open(txn, s->dbi[db], &cu)) != 0)
@@ -179,14 +195,14 @@ int store_reseal_step(store_t *s, store_reseal_t *r, size_t max)
          * deletion. Until it commits the committed value is what counts
          * (its commit may fail), so an old one is counted as old and the
          * record deferred to the next pass. */
-        if (uses_old(v.mv_data, v.mv_size, cur)) {
-          census_add(&r->pass, v.mv_data, v.mv_size, cur);
+        if (uses_old(db, v.mv_data, v.mv_size, cur)) {
+          census_add(&r->pass, db, v.mv_data, v.mv_size, cur);
           r->deferred++;
         } else if (!e->tomb) {
-          census_add(&r->pass, e->op->val.data, e->op->val.len, cur);
+          census_add(&r->pass, db, e->op->val.data, e->op->val.len, cur);
         }
-      } else if (!uses_old(v.mv_data, v.mv_size, cur)) {
-        census_add(&r->pass, v.mv_data, v.mv_size, cur);
+      } else if (!uses_old(db, v.mv_data, v.mv_size, cur)) {
+        census_add(&r->pass, db, v.mv_data, v.mv_size, cur);
       } else {
         int drc = decode(s, db, &k, &v, &redo[nredo]);
         if (drc == 0) {
@@ -194,7 +210,7 @@ int store_reseal_step(store_t *s, store_reseal_t *r, size_t max)
           r->pass.sealed++; /* as it will be once re-sealed */
           census_add_id(&r->pass, cur);
         } else {
-          census_add(&r->pass, v.mv_data, v.mv_size, cur);
+          census_add(&r->pass, db, v.mv_data, v.mv_size, cur);
           r->unreadable++;
           store__report_bad(s, db, k.mv_data, k.mv_size, drc);
         }
@@ -227,5 +243,5 @@ int store_reseal_step(store_t *s, store_reseal_t *r, size_t max)
     return store__mdb_err(rc, "reseal_scan");
   if (prc == GRANTD_ESHUTDOWN)
     return prc;
-  return r->db >= 3 ? 1 : 0;
+  return r->db >= NPASS ? 1 : 0;
 }

@@ -142,6 +142,13 @@ int store_ro_decode(store_ro_t *ro, const char *db, const char *key, size_t keyl
       state_rec_free(&s);
     return rc;
   }
+  case DB_WEBHOOKS: {
+    wh_rec_t w;
+    rc = wh_rec_decode(val, vlen, key, keylen, ro->kr, &w);
+    if (rc == 0)
+      wh_rec_free(&w);
+    return rc;
+  }
   default: return GRANTD_EINVALID;
   }
 }

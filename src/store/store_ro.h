@@ -39,7 +39,8 @@ void store_ro_close(store_ro_t *ro);
 int store_ro_conn_get(store_ro_t *ro, const char *id, conn_t *out);
 int store_ro_provider_get(store_ro_t *ro, const char *name, provider_t *out);
 
-/* Every record of database db ("providers", "connections", "states") in
+/* Every record of database db ("providers", "connections", "states",
+ * "webhooks", ...) in
  * key order, raw: fn(arg, key, keylen, value, vlen) with borrowed bytes;
  * a non-zero return stops the scan and is returned. @return 0,
  * GRANTD_EINVALID for an unknown db, GRANTD_ESTORE_IO. */
@@ -55,8 +56,9 @@ typedef int (*store_ro_conn_fn)(void *arg, const conn_t *c);
 typedef void (*store_ro_bad_fn)(void *arg, const char *db, const char *key, size_t keylen, int err);
 int store_ro_conn_scan(store_ro_t *ro, store_ro_conn_fn fn, store_ro_bad_fn bad, void *arg);
 
-/* Decodes value bytes of database db stored under key, without keeping
- * the record: 0 or the decoder's code (unsealing included). */
+/* Decodes value bytes of database db (providers, connections, states or
+ * webhooks) stored under key, without keeping the record: 0 or the decoder's code (unsealing
+ * included). */
 int store_ro_decode(store_ro_t *ro, const char *db, const char *key, size_t keylen, const void *val,
                     size_t vlen);
 

@@ -131,6 +131,17 @@ done:
   return rc;
 }
 
+int wh_rec_seal_id(const void *v, size_t n, uint32_t *id)
+{
+  const uint8_t *p = v;
+  if (n < 5 || p[0] != WH_REC_VERSION)
+    return -1;
+  uint64_t cl = get_be(p + 1, 4);
+  if (cl > n - 5 || seal_blob_key_id(p + 5 + cl, n - 5 - (size_t)cl, id) != 0)
+    return -1;
+  return 1;
+}
+
 int wh_rec_decode(const void *v, size_t n, const char *name, size_t name_len,
                   const seal_keyring_t *kr, wh_rec_t *out)
 {

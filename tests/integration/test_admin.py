@@ -110,6 +110,8 @@ def phase_roundtrip(tmp, key):
     mk = T.secret(rand_master_key())
     a = ServeProc(tmp, os.path.join(tmp, "rt-a"), api_key=key, master_key=mk).start()
     ids = seed_roundtrip(a)
+    T.status("PUT webhook endpoint ops", 201, a.client.put("/v1/webhooks/ops", {
+        "url": "https://127.0.0.1:9/hook", "events": ["connection.*"]}))
 
     p = run(["export"], mk, a.data_dir)
     T.eq("export beside a running server exits 0", 0, p.returncode)
@@ -188,6 +190,7 @@ def phase_roundtrip(tmp, key):
          "active=4, pending=1", text)
     T.ok("check counts by provider", "connections by provider: rt=5" in text, "rt=5", text)
     T.ok("check counts by sealing key id", "sealed fields by key id: 1=" in text, "1=N", text)
+    T.ok("check counts the webhook endpoint", "webhook endpoints: 1" in text, "1 endpoint", text)
     corrupt(a.data_dir, "imp-2")
     pc = run(["check"], mk, a.data_dir)
     text = pc.stdout.decode()

@@ -767,6 +767,84 @@ static void test_reseal(void **state)
   seal_keyring_free(k3);
 }
 
+/* Webhook endpoints' secrets are sealed like every secret: the census
+ * counts them, a re-seal pass moves them to the current key (the
+ * endpoint's delivery progress untouched), and they open with the new key
+ * alone afterwards. */
+typedef struct {
+  int n;
+  char secret[64], old_secret[64];
+  uint64_t cursor;
+  bool has_prog;
+} wh_seen_t;
+
+static int on_webhook(void *arg, const wh_rec_t *r, const wh_prog_t *prog)
+{
+  wh_seen_t *w = arg;
+  w->n++;
+  snprintf(w->secret, sizeof w->secret, "%s", r->secret);
+  snprintf(w->old_secret, sizeof w->old_secret, "%s", r->old_secret ? r->old_secret : "");
+  w->has_prog = prog != NULL;
+  w->cursor = prog ? prog->cursor : 0;
+  return 0;
+}
+
+static void test_reseal_webhooks(void **state)
+{
+  (void)state;
+  store_t *s = open_store();
+  res_t r = {0};
+  put_conn(s, "c1", "t", CONN_ACTIVE, &r);
+  wh_rec_t w = {0};
+  w.name = xstrdup("ops");
+  w.url = xstrdup("https://hooks.example/grantd");
+  strlist_push(&w.events, "connection.*");
+  w.secret = xstrdup("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  w.old_secret = xstrdup("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD");
+  w.old_until = 4102444800000;
+  wh_prog_t prog = {.cursor = 41};
+  assert_int_equal(store_webhook_put(s, &w, &prog, on_done, &r), 0);
+  drain(s);
+  store_census_t c;
+  assert_int_equal(store_seal_census(s, &c), 0);
+  assert_int_equal(c.sealed, 2);
+  assert_int_equal(store_census_count(&c, 1), 2);
+  close_store(s);
+
+  seal_keyring_t *rot = ring(2, key2);
+  seal_keyring_add(rot, 1, key1);
+  s = open_with(rot, 0, 0);
+  assert_int_equal(store_seal_census(s, &c), 0);
+  assert_int_equal(c.old, 2);
+  store_reseal_t rs = STORE_RESEAL_INIT;
+  int rc;
+  while ((rc = store_reseal_step(s, &rs, 1)) == 0)
+    drain(s);
+  assert_int_equal(rc, 1);
+  drain(s);
+  assert_int_equal(rs.resealed, 2); /* the connection and the endpoint */
+  assert_int_equal(rs.unreadable, 0);
+  store_reseal_reset(&rs);
+  assert_int_equal(store_seal_census(s, &c), 0);
+  assert_int_equal(c.old, 0);
+  assert_int_equal(store_census_count(&c, 2), 2);
+  close_store(s);
+
+  seal_keyring_t *only2 = ring(2, key2);
+  s = open_with(only2, 0, 0);
+  wh_seen_t seen = {0};
+  assert_int_equal(store_webhook_scan(s, on_webhook, NULL, &seen), 0);
+  assert_int_equal(seen.n, 1);
+  assert_string_equal(seen.secret, w.secret);
+  assert_string_equal(seen.old_secret, w.old_secret);
+  assert_true(seen.has_prog);
+  assert_int_equal(seen.cursor, 41);
+  close_store(s);
+  wh_rec_free(&w);
+  seal_keyring_free(only2);
+  seal_keyring_free(rot);
+}
+
 /* A keyring swapped on a running store: a different key under a known id
  * is refused and nothing changes; an accepted one seals new writes and
  * records a check value for its new id (the store then opens with that
@@ -1176,6 +1254,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
     cmocka_unit_test_setup_teardown(test_master_key_check, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reseal, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_reseal_webhooks, setup, teardown),
     cmocka_unit_test_setup_teardown(test_set_keyring, setup, teardown),
     cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
     cmocka_unit_test_setup_teardown(test_write_errors, setup, teardown),
