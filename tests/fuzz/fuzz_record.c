@@ -294,7 +294,7 @@ static void fuzz_sched(const uint8_t *v, size_t n)
   fuzz_check(rc == 0 || rc == GRANTD_ESTORE_DECODE || rc == GRANTD_ESTORE_VERSION,
              "scheduling view error codes");
   if (rc == 0)
-    fuzz_check((unsigned)s.status < CONN_STATUS_COUNT && (unsigned)s.grant <= GRANT_REFRESH_TOKEN,
+    fuzz_check((unsigned)s.status < CONN_STATUS_COUNT && (unsigned)s.grant <= GRANT_LAST,
                "scheduling view enums in range");
 }
 
