@@ -14,7 +14,10 @@
  * Ordering: every complete request is appended to the connection's queue
  * and leaves it only once its response has been written. Responses are
  * handed to the stream strictly from the head, so a late first handler
- * holds back the responses of later pipelined requests.
+ * holds back the responses of later pipelined requests. The head's
+ * response is first offered to stream_try_write(): when the socket takes
+ * it whole (the usual case on plain TCP) the request leaves the queue at
+ * once, without a write request or a pass through the loop.
  *
  * Back-pressure: while max_pipelined requests sit in the queue, the rest of
  * the input is kept (copied) and reading stops; writes completing resume it.
@@ -33,6 +36,7 @@
  * connection closes are detached (req->conn = NULL) and freed by
  * http_respond().
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,15 +208,49 @@ static void on_written(stream_t *s, int status, void *arg)
   conn_resume(c);
 }
 
+/* Writes the head response r at once if the socket takes all of it
+ * (plain TCP: stream_try_write): r leaves the queue and is released here,
+ * with no write request, no completion callback and no epoll_ctl for
+ * POLLOUT. @return how many bytes were written (r is gone when that is
+ * all of them), or 0. Final responses (close_after) keep the write
+ * callback that starts the linger. */
+static size_t conn_write_now(http__conn_t *c, http_req_t *r)
+{
+  if (r != c->qhead || r->close_after)
+    return 0;
+  uv_buf_t b = uv_buf_init(r->resp, (unsigned)r->resp_len);
+  int n = stream_try_write(c->s, &b, 1);
+  if (n <= 0)
+    return 0; /* EAGAIN (or no try_write), or an error stream_write reports */
+  if ((size_t)n < r->resp_len)
+    return (size_t)n;
+  c->qhead = r->next;
+  if (c->qhead == NULL)
+    c->qtail = NULL;
+  c->nqueued--;
+  http__req_release(c, r);
+  return (size_t)n;
+}
+
 static void conn_flush(http__conn_t *c)
 {
-  for (http_req_t *r = c->qhead; r != NULL; r = r->next) {
-    if (r->st == HTTP__R_WRITING)
+  bool wrote_now = false;
+  http_req_t *r = c->qhead;
+  while (r != NULL) {
+    if (r->st == HTTP__R_WRITING) {
+      r = r->next;
       continue;
+    }
     if (r->st != HTTP__R_READY)
-      return;
+      break;
+    size_t len = r->resp_len, done = conn_write_now(c, r);
+    if (done == len) {
+      wrote_now = true;
+      r = c->qhead; /* r was released; the next one is the head now */
+      continue;
+    }
     r->st = HTTP__R_WRITING;
-    uv_buf_t b = uv_buf_init(r->resp, (unsigned)r->resp_len);
+    uv_buf_t b = uv_buf_init(r->resp + done, (unsigned)(len - done));
     if (stream_write(c->s, &b, 1, on_written, r) != 0) {
       r->st = HTTP__R_READY; /* no callback will come: freed by close */
       http__conn_close(c);
@@ -220,7 +258,17 @@ static void conn_flush(http__conn_t *c)
     }
     if (r->close_after)
       return;
+    r = r->next;
   }
+  if (!wrote_now || c->state != HTTP__C_OPEN)
+    return;
+  /* What on_written does after a write, for the ones done at once. */
+  if (c->srv->closing && c->qhead == NULL) {
+    http__conn_close(c); /* drained for shutdown */
+    return;
+  }
+  if (c->saved.len > 0)
+    conn_resume(c); /* input held back by back-pressure (not while parsing) */
 }
 
 void http__conn_responded(http__conn_t *c, http_req_t *r)

@@ -784,6 +784,31 @@ static void test_many_clients(void **state)
   fx_finish(&f);
 }
 
+/* A response larger than the socket takes at once: the part the socket
+ * took directly and the queued rest arrive whole and in order, and the
+ * pipelined answer behind it follows. */
+static void test_partial_write_then_next(void **state)
+{
+  (void)state;
+  fx_t f;
+  fx_init(&f);
+  fx_start(&f);
+  client_t c;
+  const char *s[] = {"GET /huge HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n"};
+  client_start(&c, &f, s, 1);
+  RUN_UNTIL(&f, c.nresp == 2);
+  assert_int_equal(c.resp[0].status, 200);
+  assert_int_equal(c.resp[0].body_len, 32u << 20);
+  const char *body = memmem(c.in.data, c.in.len, "\r\n\r\n", 4) + 4;
+  size_t bad = 0;
+  for (size_t i = 0; i < c.resp[0].body_len; i++)
+    bad += body[i] != 'h';
+  assert_int_equal(bad, 0);
+  assert_string_equal(c.resp[1].body, "hello");
+  client_done(&c);
+  fx_finish(&f);
+}
+
 static void test_close_while_writing(void **state)
 {
   (void)state;
@@ -1172,6 +1197,7 @@ int main(void)
     cmocka_unit_test(test_max_connections),
     cmocka_unit_test(test_wrap_refuses),
     cmocka_unit_test(test_many_clients),
+    cmocka_unit_test(test_partial_write_then_next),
     cmocka_unit_test(test_close_while_writing),
     cmocka_unit_test(test_client_gone_while_pending),
     cmocka_unit_test(test_close_with_inflight),
