@@ -161,7 +161,9 @@ int store_conn_put(store_t *s, const conn_t *c, store_cb cb, void *arg);
  * that connection as the loop sees it now (pending writes included: what
  * store_conn_get gave, with nothing written to c->id since), NULL = not
  * known (then exactly store_conn_put). Only prev->tenant is used: by_tenant
- * is kept in step without reading the stored record again. A wrong prev
+ * is kept in step without reading the stored record again, and when the
+ * tenant is the same (every refresh) the commit neither reads the old
+ * record nor rewrites its index entry. A wrong prev
  * would leave a stale by_tenant entry; builds without NDEBUG check the
  * claim against the store and abort when it is false. */
 int store_conn_replace(store_t *s, const conn_t *c, const conn_t *prev, store_cb cb, void *arg);

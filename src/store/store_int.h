@@ -50,6 +50,8 @@ struct store_op {
   size_t idx_new_len; /* overlay (the worker recomputes them in its txn) */
   char *idx_old;
   size_t idx_old_len;
+  bool idx_keep; /* OP_CONN_PUT: same tenant as the record it replaces (the
+                  * loop knows it): by_tenant is not touched at all */
   store_cb cb;
   store_state_cb scb;
   void *arg;

@@ -251,6 +251,8 @@ static int w_apply(store_t *s, MDB_txn *txn, const store_op_t *op)
     slice_t old;
     if ((rc = store__ev_apply(s, txn, op)) != 0)
       return rc;
+    if (op->idx_keep)
+      return mdb_put(txn, s->dbi[DB_CONNECTIONS], &k, &v, 0);
     if ((rc = w_old_tenant(s, txn, op, &old)) != 0)
       return rc;
     bool same = op->tenant != NULL && old.p != NULL && old.n == strlen(op->tenant) &&
@@ -618,18 +620,24 @@ int store_conn_replace(store_t *s, const conn_t *c, const conn_t *prev, store_cb
     if (c->last_error_code && strcmp(c->last_error_code, "refresh_token_lost_in_restart") == 0)
       op->ev_flags |= OUTBOX_F_RT_LOST;
   }
-  if (c->tenant != NULL) {
+  /* The same tenant as the record it replaces (a refresh): the index entry
+   * stays as it is, so neither the overlay nor the worker touches by_tenant
+   * (no read of the old record's tenant, no rewrite of the same key). */
+  op->idx_keep = prev != NULL && prev->tenant != NULL && c->tenant != NULL &&
+                 strcmp(prev->tenant, c->tenant) == 0;
+  if (c->tenant != NULL && !op->idx_keep) {
     op->tenant = xstrdup(c->tenant);
     op->idx_new = index_key(c->tenant, c->id, idlen, &op->idx_new_len);
   }
-  if (prev == NULL) {
-    op->idx_old = current_index_key(s, c->id, idlen, &op->idx_old_len);
-  } else if (prev->tenant != NULL && c->tenant != NULL && strcmp(prev->tenant, c->tenant) == 0) {
-    /* The same tenant: the index entry stays (what the comparison below
-     * would conclude after a read). */
+  if (op->idx_keep) {
 #ifndef NDEBUG
-    check_known_index_key(s, c->id, idlen, op->idx_new, op->idx_new_len);
+    size_t kl = 0;
+    char *k = index_key(c->tenant, c->id, idlen, &kl);
+    check_known_index_key(s, c->id, idlen, k, kl);
+    free(k);
 #endif
+  } else if (prev == NULL) {
+    op->idx_old = current_index_key(s, c->id, idlen, &op->idx_old_len);
   } else {
     op->idx_old = known_index_key(prev->tenant, c->id, idlen, &op->idx_old_len);
 #ifndef NDEBUG

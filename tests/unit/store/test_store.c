@@ -341,6 +341,14 @@ static void test_conn_replace(void **state)
   conn_free(&prev);
   drain(s);
   assert_int_equal(store_committed_get(s, "by_tenant", "alpha\0x", 7, &b), 0);
+  /* Same tenant while the put that created the record (and its index
+   * entry) is still pending: the entry comes from that put. */
+  put_conn(s, "y", "alpha", CONN_ACTIVE, &r);
+  assert_int_equal(store_conn_get(s, "y", &prev), 0);
+  replace_conn(s, "y", "alpha", &prev, &r);
+  conn_free(&prev);
+  drain(s);
+  assert_int_equal(store_committed_get(s, "by_tenant", "alpha\0y", 7, &b), 0);
   /* Another tenant, prev still pending (not committed yet). */
   assert_int_equal(store_conn_get(s, "x", &prev), 0);
   replace_conn(s, "x", "beta", &prev, &r);
