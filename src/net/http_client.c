@@ -191,6 +191,29 @@ static void on_req_timeout(uv_timer_t *t)
 
 /* ---- public API -------------------------------------------------------- */
 
+/* The parsed form of url, from the client's small cache (owned by it:
+ * valid until the next call). @return 0 or url_parse()'s code. */
+static int url_cached(http_client_t *c, const char *url, const url_t **out)
+{
+  for (unsigned i = 0; i < HC_URL_CACHE; i++) {
+    if (c->urls[i].text != NULL && strcmp(c->urls[i].text, url) == 0) {
+      *out = &c->urls[i].u;
+      return 0;
+    }
+  }
+  url_t u;
+  int rc = url_parse(url, &u);
+  if (rc != 0)
+    return rc;
+  unsigned i = c->url_next++ % HC_URL_CACHE;
+  free(c->urls[i].text);
+  url_free(&c->urls[i].u);
+  c->urls[i].text = xstrdup(url);
+  c->urls[i].u = u;
+  *out = &c->urls[i].u;
+  return 0;
+}
+
 int http_client_request(http_client_t *c, const http_request_t *req, http_client_cb cb, void *arg,
                         http_client_handle_t **handle)
 {
@@ -203,21 +226,19 @@ int http_client_request(http_client_t *c, const http_request_t *req, http_client
   const char *method = req->method ? req->method : "GET";
   if (!valid_token(method))
     return GRANTD_EINVALID;
-  url_t u;
-  int rc = url_parse(req->url, &u);
+  const url_t *up;
+  int rc = url_cached(c, req->url, &up);
   if (rc != 0)
     return rc;
+  const url_t u = *up;
   int https = strcmp(u.scheme, "https") == 0;
   tls_client_ctx_t *tls = NULL;
   if (https) {
     tls = req->tls ? req->tls : c->opts.tls;
-    if (tls == NULL) {
-      rc = GRANTD_ECONFIG;
-      goto fail_url;
-    }
+    if (tls == NULL)
+      return GRANTD_ECONFIG;
   } else if (!c->opts.allow_insecure_http) {
-    rc = GRANTD_EINSECURE_URL;
-    goto fail_url;
+    return GRANTD_EINSECURE_URL;
   }
   hc_req_t *r = xcalloc(1, sizeof(*r));
   rc = serialize(c, req, &u, method, &r->out);
@@ -234,7 +255,6 @@ int http_client_request(http_client_t *c, const http_request_t *req, http_client
   uv_timer_start(&r->timer, on_req_timeout,
                  req->timeout_ms ? req->timeout_ms : c->opts.response_timeout_ms, 0);
   r->o = hc__origin_get(c, u.host, u.port, https, tls);
-  url_free(&u);
   c->st.requests++;
   if (handle != NULL)
     *handle = r;
@@ -245,8 +265,6 @@ int http_client_request(http_client_t *c, const http_request_t *req, http_client
 fail_req:
   buf_wipe_free(&r->out);
   free(r);
-fail_url:
-  url_free(&u);
   return rc;
 }
 
@@ -286,6 +304,10 @@ static void client_free(http_client_t *c)
     hc__origin_free(o);
   }
   dns_cache_free(c->dns);
+  for (unsigned i = 0; i < HC_URL_CACHE; i++) {
+    free(c->urls[i].text);
+    url_free(&c->urls[i].u);
+  }
   free(c->user_agent);
   free(c);
 }

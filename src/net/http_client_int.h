@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/url.h"
 #include "net/addr_policy.h"
 #include "net/dns_cache.h"
 #include "net/http_client.h"
@@ -149,6 +150,8 @@ struct hc_origin_s {
   unsigned nconns, nidle, nconnecting, ninflight, nqueued;
 };
 
+#define HC_URL_CACHE 4
+
 struct http_client_s {
   uv_loop_t *loop;
   http_client_opts_t opts; /* defaults filled in */
@@ -162,6 +165,13 @@ struct http_client_s {
   uv_timer_t own;
   http_client_close_cb close_cb;
   void *close_arg;
+  /* The last URLs parsed (a refresh storm sends the same token URL over
+   * and over): text -> parsed form, replaced round-robin. */
+  struct {
+    char *text;
+    url_t u;
+  } urls[HC_URL_CACHE];
+  unsigned url_next;
 };
 
 /* http_client.c */

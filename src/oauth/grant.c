@@ -175,6 +175,7 @@ static int request_finish(const provider_t *p, const char *url, const char *aud,
     p->client_auth == CLIENT_AUTH_PRIVATE_KEY_JWT || p->client_auth == CLIENT_AUTH_SECRET_JWT;
   if (jwt && client_assertion_make(p, id, secret, aud, clock_now_ms(), &assertion) != 0)
     return GRANTD_ECONFIG;
+  buf_reserve(&body, 400); /* one allocation for a usual refresh body */
   if (json)
     buf_putc(&body, '{');
   for (size_t i = 0; i < ps->n; i++)

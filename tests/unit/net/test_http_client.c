@@ -222,7 +222,7 @@ static void srv_close(srv_t *srv)
 
 /* ---- test context --------------------------------------------------------- */
 
-#define MAXREQ 8
+#define MAXREQ 24
 
 typedef struct tctx_s tctx_t;
 
@@ -237,6 +237,7 @@ typedef struct {
   char body[256];
   size_t body_len;
   char ctype[64];
+  char line[64]; /* the request line the server saw (seq mode) */
 } result_t;
 
 typedef int (*cond_fn)(tctx_t *t);
@@ -247,6 +248,8 @@ struct tctx_s {
   srv_t srv;
   http_client_t *c;
   char url[160];
+  char (*urls)[160]; /* when set: request i goes to urls[i % nurls] */
+  int nurls;
   http_request_t req;
   result_t res[MAXREQ];
   int issued;
@@ -318,6 +321,11 @@ static void on_resp(const http_response_t *resp, int err, void *arg)
   const char *ct = http_response_header(resp, "content-TYPE");
   if (ct != NULL)
     snprintf(r->ctype, sizeof(r->ctype), "%s", ct);
+  if (t->seq && t->srv.last_req.data != NULL) {
+    const char *eol = strstr(t->srv.last_req.data, "\r\n");
+    int n = eol ? (int)(eol - t->srv.last_req.data) : 0;
+    snprintf(r->line, sizeof(r->line), "%.*s", n, t->srv.last_req.data);
+  }
   if (err != 0) {
     assert_int_equal(resp->status, 0);
     assert_int_equal(resp->nheaders, 0);
@@ -341,6 +349,8 @@ static void issue(tctx_t *t)
   result_t *r = &t->res[t->issued++];
   r->t = t;
   r->i = t->issued - 1;
+  if (t->urls != NULL)
+    t->req.url = t->urls[r->i % t->nurls];
   assert_int_equal(http_client_request(t->c, &t->req, on_resp, r, NULL), 0);
 }
 
@@ -584,6 +594,34 @@ static void test_keepalive_reuse(void **state)
   assert_int_equal(g_st.conns_opened, 1);
   assert_int_equal(g_st.reused, 4);
   assert_int_equal(g_st.retried, 0);
+}
+
+/* More distinct URLs than the client's parsed-URL cache holds, in turns:
+ * every request still goes to its own path (evicted entries are parsed
+ * again, kept ones reused). */
+static void test_url_cache_rotation(void **state)
+{
+  (void)state;
+  static const char *const script[] = {OK_HELLO};
+  tctx_t t;
+  ctx_init(&t, NULL, script, 1);
+  char urls[7][160];
+  for (int i = 0; i < 7; i++)
+    snprintf(urls[i], sizeof urls[i], "http://127.0.0.1:%d/p%d?q=%d", t.srv.port, i, i);
+  t.urls = urls;
+  t.nurls = 7;
+  t.total = 21;
+  t.seq = 1;
+  t.after = snap_finish;
+  issue(&t);
+  ctx_run(&t);
+  for (int i = 0; i < 21; i++) {
+    char want[64];
+    snprintf(want, sizeof want, "GET /p%d?q=%d HTTP/1.1", i % 7, i % 7);
+    assert_int_equal(t.res[i].err, 0);
+    assert_string_equal(t.res[i].line, want);
+  }
+  assert_int_equal(t.srv.accepted, 1);
 }
 
 static void test_pool_limit_queueing(void **state)
@@ -1737,6 +1775,7 @@ int main(void)
     cmocka_unit_test(test_interim_100_continue),
     cmocka_unit_test(test_head_has_no_body),
     cmocka_unit_test(test_keepalive_reuse),
+    cmocka_unit_test(test_url_cache_rotation),
     cmocka_unit_test(test_pool_limit_queueing),
     cmocka_unit_test(test_global_limit_evicts_idle),
     cmocka_unit_test(test_idle_timeout),
