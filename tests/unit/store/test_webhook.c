@@ -391,8 +391,8 @@ static void test_rec_version_and_garbage(void **state)
 }
 
 /* A value built by hand: clear JSON and sealed JSON as given. */
-static void craft(const seal_keyring_t *kr, const char *name, const char *clear,
-                  const char *sealed, buf_t *out)
+static void craft(const seal_keyring_t *kr, const char *name, const char *clear, const char *sealed,
+                  buf_t *out)
 {
   buf_reset(out);
   size_t cl = strlen(clear);
@@ -406,8 +406,8 @@ static void craft(const seal_keyring_t *kr, const char *name, const char *clear,
     seal_seal(kr, RECORD_DB_WEBHOOKS, name, strlen(name), sealed, strlen(sealed), out), 0);
 }
 
-#define GOOD_CLEAR                                                                                 \
-  "{\"url\":\"https://h.example/x\",\"events\":[\"connection.*\"],\"created_at\":1,"             \
+#define GOOD_CLEAR \
+  "{\"url\":\"https://h.example/x\",\"events\":[\"connection.*\"],\"created_at\":1," \
   "\"updated_at\":2,\"old_until\":3}"
 #define GOOD_SEALED "{\"secret\":\"whsec_a\",\"old_secret\":\"whsec_b\"}"
 
