@@ -103,18 +103,35 @@ static int serialize(const http_client_t *c, const http_request_t *req, const ur
   for (size_t i = 0; i < req->nheaders; i++)
     est += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 4;
   buf_reserve(out, est);
-  buf_printf(out, "%s ", method);
+  /* Plain appends, no printf: this runs once per refresh. */
+  buf_puts(out, method);
+  buf_putc(out, ' ');
   url_request_target(u, out);
   buf_puts(out, " HTTP/1.1\r\nHost: ");
   url_host_header(u, out);
   buf_puts(out, "\r\n");
-  if (!have_ua)
-    buf_printf(out, "User-Agent: %s\r\n", c->user_agent);
-  for (size_t i = 0; i < req->nheaders; i++)
-    buf_printf(out, "%s: %s\r\n", req->headers[i].name, req->headers[i].value);
+  if (!have_ua) {
+    buf_puts(out, "User-Agent: ");
+    buf_puts(out, c->user_agent);
+    buf_puts(out, "\r\n");
+  }
+  for (size_t i = 0; i < req->nheaders; i++) {
+    buf_puts(out, req->headers[i].name);
+    buf_puts(out, ": ");
+    buf_puts(out, req->headers[i].value);
+    buf_puts(out, "\r\n");
+  }
   if (req->body_len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-      strcmp(method, "PATCH") == 0)
-    buf_printf(out, "Content-Length: %zu\r\n", req->body_len);
+      strcmp(method, "PATCH") == 0) {
+    char digits[24];
+    size_t n = sizeof digits, v = req->body_len;
+    do
+      digits[--n] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    buf_puts(out, "Content-Length: ");
+    buf_append(out, digits + n, sizeof digits - n);
+    buf_puts(out, "\r\n");
+  }
   buf_puts(out, "\r\n");
   if (req->body_len > 0)
     buf_append(out, req->body, req->body_len);

@@ -477,6 +477,43 @@ static void test_post_body_and_headers(void **state)
   free((void *)g_last_req);
 }
 
+/* Content-Length on requests: 0 for a POST without a body, the exact
+ * decimal length otherwise, none for a GET. */
+static void test_request_content_length(void **state)
+{
+  (void)state;
+  static const char *const script[] = {OK_HELLO};
+  static char big[123457];
+  memset(big, 'b', sizeof big);
+  const struct {
+    const char *method;
+    const char *body;
+    size_t len;
+    const char *want;
+  } cases[] = {{"POST", NULL, 0, "\r\nContent-Length: 0\r\n"},
+               {"POST", big, sizeof big, "\r\nContent-Length: 123457\r\n"},
+               {"POST", "x", 1, "\r\nContent-Length: 1\r\n"},
+               {"GET", NULL, 0, NULL}};
+  for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+    tctx_t t;
+    ctx_init(&t, NULL, script, 1);
+    t.req.method = cases[i].method;
+    t.req.body = cases[i].body;
+    t.req.body_len = cases[i].len;
+    t.total = 1;
+    t.after = keep_req_finish;
+    issue(&t);
+    ctx_run(&t);
+    assert_int_equal(t.res[0].err, 0);
+    if (cases[i].want != NULL)
+      assert_non_null(strstr(g_last_req, cases[i].want));
+    else
+      assert_null(strstr(g_last_req, "Content-Length"));
+    assert_non_null(strstr(g_last_req, "\r\nUser-Agent: "));
+    free((void *)g_last_req);
+  }
+}
+
 /* Header values: trimmed, empty ones kept, lookups case-insensitive. */
 static http_response_t g_hdr_seen;
 static char g_retry[16];
@@ -1769,6 +1806,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_get_content_length),
     cmocka_unit_test(test_post_body_and_headers),
+    cmocka_unit_test(test_request_content_length),
     cmocka_unit_test(test_response_headers),
     cmocka_unit_test(test_chunked),
     cmocka_unit_test(test_body_until_close),
