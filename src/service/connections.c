@@ -239,8 +239,12 @@ int svc_conn_token(svc_t *svc, const char *id, int64_t min_ttl_ms, svc_conn_cb c
    * once (a read never waits behind a refresh it does not need, so a slow
    * provider does not slow reads of valid tokens); otherwise the read
    * joins the refresh below (svc__refresh joins e->op). */
+  /* The refresh token is not unsealed for a read (one AES-GCM open
+   * less): c is only answered from, or written back (svc__expire_no_rt)
+   * when it has no refresh token, so nothing is missing from it then. */
   conn_t c;
-  int rc = store_conn_get(svc->store, id, &c);
+  bool has_rt;
+  int rc = store_conn_get_token_view(svc->store, id, &c, &has_rt);
   if (rc != 0)
     return rc;
   int64_t now = clock_now_ms();
@@ -257,7 +261,6 @@ int svc_conn_token(svc_t *svc, const char *id, int64_t min_ttl_ms, svc_conn_cb c
     svc__answer_move(svc, cb, arg, verdict, &c);
     return 0;
   }
-  bool has_rt = c.refresh_token && c.refresh_token[0];
   if (!has_rt && (c.grant == GRANT_REFRESH_TOKEN || c.grant == GRANT_AUTHORIZATION_CODE ||
                   c.grant == GRANT_DEVICE_CODE)) {
     /* Nothing to refresh with: no token request, so no slot and no

@@ -67,6 +67,15 @@ int conn_encode(const conn_t *c, const seal_keyring_t *kr, buf_t *out);
 int conn_decode(const void *data, size_t n, const char *id, size_t id_len, const seal_keyring_t *kr,
                 conn_t *out);
 
+/* conn_decode() for a token read: everything but a non-empty refresh
+ * token, which is not unsealed (refresh_token stays NULL; its blob's tag is
+ * not checked either). *has_rt says whether the record holds a non-empty
+ * refresh token, exactly as `refresh_token && refresh_token[0]` after
+ * conn_decode(). The record must not be written back when *has_rt is true
+ * (its refresh token is missing). */
+int conn_decode_token_view(const void *data, size_t n, const char *id, size_t id_len,
+                           const seal_keyring_t *kr, conn_t *out, bool *has_rt);
+
 /* The same for authorization states (key = s->state). */
 int state_rec_encode(const state_rec_t *s, const seal_keyring_t *kr, buf_t *out);
 int state_rec_decode(const void *data, size_t n, const char *state, size_t state_len,

@@ -584,8 +584,10 @@ static int parse(const desc_t *d, const void *data, size_t n, msgpack_zone *z,
   return 0;
 }
 
-static int decode(const desc_t *d, const void *data, size_t n, const char *key, size_t keylen,
-                  const seal_keyring_t *kr, void *out)
+/* skip_off: the offset of a sealed field left closed when its plaintext
+ * is not empty (*skipped is then set), or SIZE_MAX for none. */
+static int decode_ex(const desc_t *d, const void *data, size_t n, const char *key, size_t keylen,
+                     const seal_keyring_t *kr, void *out, size_t skip_off, bool *skipped)
 {
   memset(out, 0, d->size);
   if (key == NULL)
@@ -598,8 +600,16 @@ static int decode(const desc_t *d, const void *data, size_t n, const char *key, 
   size_t nf = 0;
   uint32_t ver = 0;
   int rc = parse(d, data, n, &z, &arr, &nf, &root, &ver);
-  for (size_t i = 0; rc == 0 && i < nf; i++)
-    rc = set_field(d, &d->fields[i], &arr[i], out, key, keylen, kr, ver);
+  for (size_t i = 0; rc == 0 && i < nf; i++) {
+    const field_t *f = &d->fields[i];
+    size_t plen;
+    if (f->off == skip_off && arr[i].type == MSGPACK_OBJECT_BIN && !was_plain(f, ver) &&
+        seal_blob_plain_len(arr[i].via.bin.ptr, arr[i].via.bin.size, &plen) == 0 && plen > 0) {
+      *skipped = true;
+      continue;
+    }
+    rc = set_field(d, f, &arr[i], out, key, keylen, kr, ver);
+  }
   msgpack_zone_destroy(&z);
   if (rc != 0) {
     d->free_fn(out);
@@ -607,6 +617,12 @@ static int decode(const desc_t *d, const void *data, size_t n, const char *key, 
   }
   *(char **)((char *)out + d->key_off) = xstrndup(key, keylen);
   return 0;
+}
+
+static int decode(const desc_t *d, const void *data, size_t n, const char *key, size_t keylen,
+                  const seal_keyring_t *kr, void *out)
+{
+  return decode_ex(d, data, n, key, keylen, kr, out, SIZE_MAX, NULL);
 }
 
 int provider_decode(const void *data, size_t n, const char *name, size_t name_len,
@@ -619,6 +635,16 @@ int conn_decode(const void *data, size_t n, const char *id, size_t id_len, const
                 conn_t *out)
 {
   return decode(&conn_desc, data, n, id, id_len, kr, out);
+}
+
+int conn_decode_token_view(const void *data, size_t n, const char *id, size_t id_len,
+                           const seal_keyring_t *kr, conn_t *out, bool *has_rt)
+{
+  bool skipped = false;
+  int rc =
+    decode_ex(&conn_desc, data, n, id, id_len, kr, out, offsetof(conn_t, refresh_token), &skipped);
+  *has_rt = rc == 0 && (skipped || (out->refresh_token != NULL && out->refresh_token[0] != '\0'));
+  return rc;
 }
 
 int state_rec_decode(const void *data, size_t n, const char *state, size_t state_len,

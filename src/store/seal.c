@@ -273,6 +273,16 @@ int seal_blob_key_id(const void *blob, size_t n, uint32_t *id)
   return parse_header(blob, n, id, &hl);
 }
 
+int seal_blob_plain_len(const void *blob, size_t n, size_t *len)
+{
+  size_t hl;
+  uint32_t id;
+  int rc = parse_header(blob, n, &id, &hl);
+  if (rc == 0)
+    *len = n - hl - SEAL_NONCE_LEN - SEAL_TAG_LEN;
+  return rc;
+}
+
 static int open_core(const seal_keyring_t *kr, const aad_t *aad, const void *blob, size_t n,
                      buf_t *out);
 

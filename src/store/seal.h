@@ -130,6 +130,11 @@ int seal_open(const seal_keyring_t *kr, const char *db, const void *key, size_t 
 int seal_open_aad(const seal_keyring_t *kr, const void *aad, size_t aadlen, const void *blob,
                   size_t n, buf_t *out);
 
+/* The plaintext length of a blob, read from its size and header without
+ * opening it (the tag is not checked).
+ * @return 0, or GRANTD_ESTORE_DECODE when the blob is malformed. */
+int seal_blob_plain_len(const void *blob, size_t n, size_t *len);
+
 /* Reads the key id of a blob without opening it.
  * @return 0, or GRANTD_ESTORE_DECODE when the blob is malformed. */
 int seal_blob_key_id(const void *blob, size_t n, uint32_t *id);

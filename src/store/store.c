@@ -466,6 +466,26 @@ int store_conn_get(store_t *s, const char *id, conn_t *out)
   return get_generic(s, DB_CONNECTIONS, id, out, dec_conn);
 }
 
+typedef struct {
+  conn_t *c;
+  bool *has_rt;
+} token_view_t;
+
+static int dec_conn_view(const void *d, size_t n, const char *k, size_t kl,
+                         const seal_keyring_t *kr, void *out)
+{
+  token_view_t *v = out;
+  return conn_decode_token_view(d, n, k, kl, kr, v->c, v->has_rt);
+}
+
+int store_conn_get_token_view(store_t *s, const char *id, conn_t *out, bool *has_rt)
+{
+  memset(out, 0, sizeof(*out));
+  *has_rt = false;
+  token_view_t v = {out, has_rt};
+  return get_generic(s, DB_CONNECTIONS, id, &v, dec_conn_view);
+}
+
 int store_state_get(store_t *s, const char *state, state_rec_t *out)
 {
   memset(out, 0, sizeof(*out));

@@ -200,6 +200,11 @@ size_t store_pending(const store_t *s);
  * with its key), GRANTD_ESTORE_IO. */
 int store_provider_get(store_t *s, const char *name, provider_t *out);
 int store_conn_get(store_t *s, const char *id, conn_t *out);
+/* store_conn_get() for a token read: the refresh token is not unsealed
+ * (record.h, conn_decode_token_view: refresh_token stays NULL, *has_rt
+ * tells whether there is one). Never write such a record back when
+ * *has_rt is true. */
+int store_conn_get_token_view(store_t *s, const char *id, conn_t *out, bool *has_rt);
 int store_state_get(store_t *s, const char *state, state_rec_t *out);
 
 /* Lists connections in id order after `cursor` (an opaque string returned as

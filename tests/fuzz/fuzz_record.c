@@ -278,11 +278,30 @@ static void check_sched(const conn_t *c, const uint8_t *v, size_t n)
              "sched provider");
 }
 
+/* The token view of a record conn_decode() accepts: accepted too, with
+ * the same fields except a non-empty refresh token, which it reports. */
+static void check_token_view(const conn_t *c, const uint8_t *v, size_t n)
+{
+  conn_t t;
+  bool has_rt = false;
+  fuzz_check(conn_decode_token_view(v, n, "c1", 2, kr, &t, &has_rt) == 0,
+             "a connection that decodes also decodes through the token view");
+  bool want = c->refresh_token != NULL && c->refresh_token[0] != '\0';
+  fuzz_check(has_rt == want, "the token view reports the refresh token");
+  fuzz_check(!has_rt || t.refresh_token == NULL, "the token view leaves the refresh token sealed");
+  fuzz_check((c->access_token == NULL) == (t.access_token == NULL) &&
+               (c->access_token == NULL || strcmp(c->access_token, t.access_token) == 0) &&
+               t.expires_at == c->expires_at && t.status == c->status,
+             "the token view agrees with the record");
+  conn_free(&t);
+}
+
 static void fuzz_conn(const uint8_t *v, size_t n)
 {
   rec_u a;
   if (round_trip(&codecs[1], v, n, &a)) {
     check_sched(&a.c, v, n);
+    check_token_view(&a.c, v, n);
     conn_free(&a.c);
   }
 }
