@@ -29,7 +29,11 @@
  * Timer: one uv_timer per connection with a role (http__timer_t) derived
  * from the state: a request arriving (request timeout -> 408), waiting for
  * nothing but the client (idle timeout -> close), handlers running (off),
- * lingering after a final error response (drain input, then close).
+ * lingering after a final error response (drain input, then close). The
+ * uv timer is re-armed lazily: it may be due before the role's deadline
+ * (then it only re-arms itself for the rest), never after it, so a
+ * keep-alive request costs one uv_timer_start instead of a start, a stop
+ * and a start.
  *
  * Memory: nothing is freed before the stream's and the timer's close
  * callbacks have both run; requests still pending in a handler when the
@@ -52,6 +56,17 @@ static void conn_fail(http__conn_t *c, int status);
 static void conn_send_final(http__conn_t *c, http_req_t *r);
 static void conn_flush(http__conn_t *c);
 static void on_timer(uv_timer_t *t);
+
+/* Sets the current role's deadline ms from now; restarts the uv timer only
+ * when it is not armed or due later than that. */
+static void timer_arm(http__conn_t *c, uint64_t ms)
+{
+  c->tdeadline = uv_now(c->srv->loop) + ms;
+  if (c->tdue != 0 && c->tdue <= c->tdeadline)
+    return;
+  uv_timer_start(&c->timer, on_timer, ms, 0);
+  c->tdue = c->tdeadline;
+}
 
 /* ---- reading and parsing ------------------------------------------------- */
 
@@ -175,7 +190,7 @@ static void conn_finish(http__conn_t *c)
   c->state = HTTP__C_LINGER;
   c->tkind = HTTP__T_LINGER;
   unsigned ms = c->srv->o.request_timeout_ms < LINGER_MS ? c->srv->o.request_timeout_ms : LINGER_MS;
-  uv_timer_start(&c->timer, on_timer, ms, 0);
+  timer_arm(c, ms);
   conn_read_start(c);
 }
 
@@ -355,7 +370,17 @@ void http__conn_fail_cur(http__conn_t *c, int status)
 static void on_timer(uv_timer_t *t)
 {
   http__conn_t *c = t->data;
+  c->tdue = 0;
   http__timer_t k = c->tkind;
+  if (k == HTTP__T_NONE)
+    return; /* the role ended (handlers running): nothing to do */
+  uint64_t now = uv_now(c->srv->loop);
+  if (now < c->tdeadline) {
+    /* Armed for an earlier deadline of another role: wait for the rest. */
+    uv_timer_start(&c->timer, on_timer, c->tdeadline - now, 0);
+    c->tdue = c->tdeadline;
+    return;
+  }
   c->tkind = HTTP__T_NONE;
   if (k == HTTP__T_REQUEST)
     conn_fail(c, 408);
@@ -383,16 +408,14 @@ void http__conn_arm(http__conn_t *c)
   if (k == c->tkind)
     return;
   c->tkind = k;
-  if (k == HTTP__T_NONE)
-    uv_timer_stop(&c->timer);
-  else
-    uv_timer_start(&c->timer, on_timer, ms, 0);
+  if (k != HTTP__T_NONE)
+    timer_arm(c, ms); /* for NONE an armed timer just finds nothing to do */
 }
 
 void http__conn_progress(http__conn_t *c)
 {
   if (c->state == HTTP__C_OPEN && c->tkind == HTTP__T_REQUEST)
-    uv_timer_start(&c->timer, on_timer, c->srv->o.request_timeout_ms, 0);
+    timer_arm(c, c->srv->o.request_timeout_ms);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -496,6 +519,7 @@ void http__conn_close(http__conn_t *c)
   c->npending = 0;
   c->reading = 0;
   c->closes_pending = 2;
+  c->tdue = 0;
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, on_timer_closed);
   stream_close(c->s, on_stream_closed);

@@ -79,6 +79,8 @@ struct http__conn_s {
   llhttp_t parser;
   http__cstate_t state;
   http__timer_t tkind;
+  uint64_t tdeadline; /* loop ms: when tkind's timeout is reached */
+  uint64_t tdue;      /* loop ms the uv timer fires at (<= tdeadline), 0 = not armed */
   int closes_pending;
   int refused;               /* counted as a 503 connection */
   int reading;               /* read side started */

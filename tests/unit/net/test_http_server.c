@@ -715,6 +715,29 @@ static void test_timeouts(void **state)
   RUN_UNTIL(&f, c.eof || c.read_err);
   assert_int_equal(c.nresp, 0);
   client_done(&c);
+  http_server_close(f.srv, 0, on_srv_closed, &f);
+  RUN_UNTIL(&f, f.srv_closed);
+  /* Third server: the request timeout shorter than the idle one. The
+   * timer armed for the request's deadline fires first and only re-arms
+   * itself: the idle connection is closed no earlier than the idle
+   * timeout after its answer, so no earlier than that after the request
+   * was sent (a lower bound: a loaded machine only makes it later). */
+  f.srv_closed = 0;
+  f.opts.request_timeout_ms = 40;
+  f.opts.idle_timeout_ms = 400;
+  fx_start(&f);
+  const char *s4[] = {"GET /hello HTTP/1.1\r\n\r\n"};
+  uv_update_time(&f.loop);
+  uint64_t sent = uv_now(&f.loop); /* the answer, and its idle deadline, come later */
+  client_start(&c, &f, s4, 1);
+  RUN_UNTIL(&f, c.nresp == 1 || c.eof || c.read_err);
+  assert_int_equal(c.nresp, 1);
+  assert_int_equal(c.resp[0].status, 200);
+  RUN_UNTIL(&f, c.eof || c.read_err);
+  uv_update_time(&f.loop);
+  assert_true(c.eof);
+  assert_true(uv_now(&f.loop) - sent >= 400);
+  client_done(&c);
   fx_finish(&f);
 }
 
