@@ -571,7 +571,7 @@ http {
 
     def measure(self):
         a = self.a
-        warm = max(3.0, min(10.0, self.lifetime * 0.6))
+        warm = self.a.warmup if self.a.warmup is not None else max(3.0, min(10.0, self.lifetime * 0.6))
         self.log("warm-up %.0f s ..." % warm)
         time.sleep(warm)
         perf = None
@@ -772,6 +772,9 @@ def main():
     ap.add_argument("--build", default="build", help="release build dir (grantd, mock_provider)")
     ap.add_argument("-n", type=int, default=10000, help="connections (default 10000)")
     ap.add_argument("--duration", type=int, default=30, help="measured seconds (default 30)")
+    ap.add_argument("--warmup", type=float, default=None,
+                    help="seconds between the import and the window (default 0.6 lifetime, 3-10 s);"
+                         " at 1M a longer one lets the import's overdue refreshes drain first")
     ap.add_argument("--rate", type=float, default=20000,
                     help="refresh demand the lifetime is chosen for (default 20000/s)")
     ap.add_argument("--lifetime", type=int, default=0, help="token lifetime in s (overrides --rate)")
