@@ -228,6 +228,7 @@ typedef enum {
 /* clang-format off */
 typedef struct svc_op {
   svc_t *svc;
+  struct svc_op *spare_next; /* on svc->op_spare while freed (op.c) */
   conn_entry_t *entry;       /* NULL exactly when ORPHANED */
   svc_op_kind_t kind;
   svc_op_state_t state;
@@ -317,6 +318,8 @@ struct svc {
   uint64_t rnd;                /* rand_fast state (jitter) */
   svc_stats_t st;
   size_t ops;                  /* live svc_op_t */
+  svc_op_t *op_spare;          /* freed ops kept for reuse (op.c) */
+  size_t nop_spare;
   svc_op_t *retry_ops;         /* ops in RETRY_WAIT */
   size_t work;                 /* svc__work_begin - end (life.c) */
 

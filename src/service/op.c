@@ -220,9 +220,20 @@ void svc__op_wait(svc_op_t *op, svc_wait_kind_t kind, svc_conn_cb cb, void *arg)
 
 /* ---- life of an op ------------------------------------------------------------ */
 
+/* Freed ops kept for reuse, at most: an op is 1 KiB, past glibc's
+ * per-thread cache, and one is made and freed per refresh. */
+#define OP_SPARE_MAX 256
+
 svc_op_t *svc__op_new(svc_t *svc, svc_op_kind_t kind)
 {
-  svc_op_t *op = xcalloc(1, sizeof *op);
+  svc_op_t *op = svc->op_spare;
+  if (op != NULL) {
+    svc->op_spare = op->spare_next;
+    svc->nop_spare--;
+    memset(op, 0, sizeof *op);
+  } else {
+    op = xcalloc(1, sizeof *op);
+  }
   op->svc = svc;
   op->kind = kind;
   op->state = SVC_OP_NEW;
@@ -235,9 +246,25 @@ void svc__op_free(svc_t *svc, svc_op_t *op)
 {
   conn_free(&op->rec);
   conn_free(&op->next);
-  free(op);
+  if (svc->nop_spare < OP_SPARE_MAX && !svc->closing) {
+    op->spare_next = svc->op_spare;
+    svc->op_spare = op;
+    svc->nop_spare++;
+  } else {
+    free(op);
+  }
   svc->ops--;
   svc__maybe_closed(svc);
+}
+
+void svc__op_spares_free(svc_t *svc)
+{
+  while (svc->op_spare != NULL) {
+    svc_op_t *op = svc->op_spare;
+    svc->op_spare = op->spare_next;
+    free(op);
+  }
+  svc->nop_spare = 0;
 }
 
 void svc__op_end(svc_t *svc, svc_op_t *op, int err, const conn_t *rec, int64_t now)

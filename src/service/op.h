@@ -39,6 +39,9 @@ void svc__op_commit(svc_t *svc, svc_op_t *op);
 void svc__op_end(svc_t *svc, svc_op_t *op, int err, const conn_t *rec, int64_t now);
 /* Frees an op (its waiters must have been answered or moved). */
 void svc__op_free(svc_t *svc, svc_op_t *op);
+/* Frees the ops svc__op_free() kept for reuse (at most 256; none are kept
+ * once the service is closing). Called by svc_free(). */
+void svc__op_spares_free(svc_t *svc);
 
 /* svc_close: every commit retry (RETRY_WAIT) runs now, as its last
  * attempt; a failure then is logged as "rotated_token_unsaved". */

@@ -227,6 +227,7 @@ void svc_free(svc_t *svc)
   }
   free(svc->buckets);
   free(svc->sweep_cursor);
+  svc__op_spares_free(svc);
   svc__providers_free(svc);
   svc__wh_free(svc);
   free(svc);
