@@ -1,7 +1,7 @@
 /*
  * cmd_check.c - `grantd check`: decodes and unseals every record of a
- * read-only snapshot (providers, connections, states, webhook endpoints), prints tallies and every
- * record that fails.
+ * read-only snapshot (providers, connections, states, webhook endpoints),
+ * prints tallies and every record that fails.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -40,8 +40,7 @@ static int visit(void *arg, const char *key, size_t keylen, const void *val, siz
   check_t *k = arg;
   k->records++;
   uint32_t ids[16];
-  int n = !strcmp(k->db, RECORD_DB_WEBHOOKS) ? wh_rec_seal_id(val, vlen, ids)
-                                             : store_ro_seal_ids(val, vlen, ids, 16);
+  int n = store_ro_seal_ids(k->db, val, vlen, ids, 16);
   for (int i = 0; i < n && i < 16; i++) {
     char id[16];
     snprintf(id, sizeof id, "%u", ids[i]);

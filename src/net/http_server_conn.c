@@ -194,6 +194,17 @@ static void conn_finish(http__conn_t *c)
   conn_read_start(c);
 }
 
+/* After responses left the queue: close once drained for shutdown, else
+ * parse input held back by back-pressure and read on. */
+static void conn_written(http__conn_t *c)
+{
+  if (c->srv->closing && c->qhead == NULL) {
+    http__conn_close(c); /* drained for shutdown */
+    return;
+  }
+  conn_resume(c);
+}
+
 static void on_written(stream_t *s, int status, void *arg)
 {
   http_req_t *r = arg;
@@ -216,11 +227,7 @@ static void on_written(stream_t *s, int status, void *arg)
     conn_finish(c);
     return;
   }
-  if (c->srv->closing && c->qhead == NULL) {
-    http__conn_close(c); /* drained for shutdown */
-    return;
-  }
-  conn_resume(c);
+  conn_written(c);
 }
 
 /* Writes the head response r at once if the socket takes all of it
@@ -275,15 +282,8 @@ static void conn_flush(http__conn_t *c)
       return;
     r = r->next;
   }
-  if (!wrote_now || c->state != HTTP__C_OPEN)
-    return;
-  /* What on_written does after a write, for the ones done at once. */
-  if (c->srv->closing && c->qhead == NULL) {
-    http__conn_close(c); /* drained for shutdown */
-    return;
-  }
-  if (c->saved.len > 0)
-    conn_resume(c); /* input held back by back-pressure (not while parsing) */
+  if (wrote_now && c->state == HTTP__C_OPEN)
+    conn_written(c);
 }
 
 void http__conn_responded(http__conn_t *c, http_req_t *r)

@@ -274,9 +274,9 @@ int store_seal_census(store_t *s, store_census_t *out);
 uint64_t store_census_count(const store_census_t *c, uint32_t id);
 
 /* The position and tallies of one re-seal pass over providers, then
- * connections, then states, then webhook endpoints, in key order. Zero it to start a pass
- * (STORE_RESEAL_INIT); store_reseal_reset() frees the cursor and zeroes it
- * again. */
+ * connections, then states, then webhook endpoints, in key order. Zero it
+ * to start a pass (STORE_RESEAL_INIT); store_reseal_reset() frees the
+ * cursor and zeroes it again. */
 typedef struct {
   int db;       /* position: which database (0..3), 4 = the pass is done */
   char *cursor; /* last key visited in that database (xmalloc'd) or NULL */

@@ -14,15 +14,6 @@
 static const int pass_dbs[] = {DB_PROVIDERS, DB_CONNECTIONS, DB_STATES, DB_WEBHOOKS};
 #define NPASS ((int)ARRAY_SIZE(pass_dbs))
 
-/* The key ids a record value of database db names (store_ro_seal_ids for
- * the msgpack records; an endpoint's one blob for webhooks), or -1. */
-static int seal_ids(int db, const void *val, size_t vlen, uint32_t *ids, int max)
-{
-  if (db == DB_WEBHOOKS)
-    return max > 0 ? wh_rec_seal_id(val, vlen, ids) : -1;
-  return store_ro_seal_ids(val, vlen, ids, max);
-}
-
 uint64_t store_census_count(const store_census_t *c, uint32_t id)
 {
   for (size_t i = 0; i < c->n; i++)
@@ -49,7 +40,7 @@ static void census_add_id(store_census_t *c, uint32_t id)
 static bool uses_old(int db, const void *val, size_t vlen, uint32_t cur)
 {
   uint32_t ids[16];
-  int n = seal_ids(db, val, vlen, ids, 16);
+  int n = store_ro_seal_ids(store__db_names[db], val, vlen, ids, 16);
   for (int i = 0; i < n && i < 16; i++)
     if (ids[i] != cur)
       return true;
@@ -60,7 +51,7 @@ static bool uses_old(int db, const void *val, size_t vlen, uint32_t cur)
 static bool census_add(store_census_t *c, int db, const void *val, size_t vlen, uint32_t cur)
 {
   uint32_t ids[16];
-  int n = seal_ids(db, val, vlen, ids, 16);
+  int n = store_ro_seal_ids(store__db_names[db], val, vlen, ids, 16);
   if (n > 16)
     n = 16;
   if (n <= 0)

@@ -229,8 +229,16 @@ int store_ro_conn_scan(store_ro_t *ro, store_ro_conn_fn fn, store_ro_bad_fn bad,
   return store_ro_raw_scan(ro, RECORD_DB_CONNECTIONS, conn_scan_one, &cs);
 }
 
-int store_ro_seal_ids(const void *val, size_t vlen, uint32_t *ids, int max)
+int store_ro_seal_ids(const char *db, const void *val, size_t vlen, uint32_t *ids, int max)
 {
+  if (strcmp(db, RECORD_DB_WEBHOOKS) == 0) {
+    uint32_t id;
+    if (wh_rec_seal_id(val, vlen, &id) < 0)
+      return -1;
+    if (max > 0)
+      ids[0] = id;
+    return 1;
+  }
   msgpack_zone zone;
   msgpack_zone_init(&zone, 2048);
   msgpack_object o;

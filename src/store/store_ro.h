@@ -40,8 +40,7 @@ int store_ro_conn_get(store_ro_t *ro, const char *id, conn_t *out);
 int store_ro_provider_get(store_ro_t *ro, const char *name, provider_t *out);
 
 /* Every record of database db ("providers", "connections", "states",
- * "webhooks", ...) in
- * key order, raw: fn(arg, key, keylen, value, vlen) with borrowed bytes;
+ * "webhooks", ...) in key order, raw: fn(arg, key, keylen, value, vlen) with borrowed bytes;
  * a non-zero return stops the scan and is returned. @return 0,
  * GRANTD_EINVALID for an unknown db, GRANTD_ESTORE_IO. */
 typedef int (*store_ro_raw_fn)(void *arg, const char *key, size_t keylen, const void *val,
@@ -57,15 +56,16 @@ typedef void (*store_ro_bad_fn)(void *arg, const char *db, const char *key, size
 int store_ro_conn_scan(store_ro_t *ro, store_ro_conn_fn fn, store_ro_bad_fn bad, void *arg);
 
 /* Decodes value bytes of database db (providers, connections, states or
- * webhooks) stored under key, without keeping the record: 0 or the decoder's code (unsealing
- * included). */
+ * webhooks) stored under key, without keeping the record: 0 or the
+ * decoder's code (unsealing included). */
 int store_ro_decode(store_ro_t *ro, const char *db, const char *key, size_t keylen, const void *val,
                     size_t vlen);
 
-/* The sealing key ids of the sealed fields of a record value: up to max
- * ids (in field order, repeats kept) into ids; returns how many sealed
- * fields the value holds, or -1 when it is not a msgpack array. */
-int store_ro_seal_ids(const void *val, size_t vlen, uint32_t *ids, int max);
+/* The sealing key ids of the sealed fields of a record value of database
+ * db (a msgpack record, or a webhook endpoint with its one blob): up to
+ * max ids (in field order, repeats kept) into ids; returns how many sealed
+ * fields the value holds, or -1 when it is not such a value. */
+int store_ro_seal_ids(const char *db, const void *val, size_t vlen, uint32_t *ids, int max);
 
 /* Hot, consistent, compacted copy of the store in directory src into the
  * new directory dest (created 0700; it must not exist): LMDB's

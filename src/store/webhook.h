@@ -98,7 +98,7 @@ int wh_rec_decode(const void *v, size_t n, const char *name, size_t name_len,
 
 /* The key id of the seal blob of an endpoint value (its secrets), read
  * from the blob's header only. @return 1 with *id set, or -1 when v is
- * not an endpoint value (store_reseal.c's census and re-seal passes). */
+ * not an endpoint value (store_ro_seal_ids). */
 int wh_rec_seal_id(const void *v, size_t n, uint32_t *id);
 
 /* Appends the progress value (at most WH_PROG_MAX_ENT entries: the first

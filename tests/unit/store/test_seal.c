@@ -147,6 +147,39 @@ static void test_round_trip(void **state)
   seal_keyring_free(kr);
 }
 
+/* The plaintext length read from a blob's size and header: exact for both
+ * header forms, an error for anything shorter than a header, nonce and
+ * tag or of an unknown format. */
+static void test_blob_plain_len(void **state)
+{
+  (void)state;
+  seal_keyring_t *kr = ring_a();
+  const char *msgs[] = {"", "x", "a refresh token of some length 0123456789"};
+  for (size_t i = 0; i < ARRAY_SIZE(msgs); i++) {
+    size_t n = strlen(msgs[i]), got = 99;
+    buf_t blob = BUF_INIT;
+    assert_int_equal(seal_seal(kr, "connections", "c1", 2, msgs[i], n, &blob), 0);
+    assert_int_equal(seal_blob_plain_len(blob.data, blob.len, &got), 0);
+    assert_int_equal(got, n);
+    for (size_t cut = 0; cut < 2 + SEAL_NONCE_LEN + SEAL_TAG_LEN; cut++)
+      assert_int_equal(seal_blob_plain_len(blob.data, cut, &got), GRANTD_ESTORE_DECODE);
+    blob.data[0] = 0x07; /* an unknown format */
+    assert_int_equal(seal_blob_plain_len(blob.data, blob.len, &got), GRANTD_ESTORE_DECODE);
+    buf_free(&blob);
+  }
+  seal_keyring_t *big = seal_keyring_new();
+  uint8_t key[SEAL_KEY_LEN] = {9};
+  assert_int_equal(seal_keyring_add(big, 300, key), 0); /* 4-byte key id form */
+  buf_t blob = BUF_INIT;
+  size_t got = 0;
+  assert_int_equal(seal_seal(big, "d", "k", 1, "12345", 5, &blob), 0);
+  assert_int_equal(seal_blob_plain_len(blob.data, blob.len, &got), 0);
+  assert_int_equal(got, 5);
+  buf_free(&blob);
+  seal_keyring_free(big);
+  seal_keyring_free(kr);
+}
+
 static void test_failures(void **state)
 {
   (void)state;
@@ -375,7 +408,7 @@ int main(void)
     cmocka_unit_test(test_kat),           cmocka_unit_test(test_round_trip),
     cmocka_unit_test(test_failures),      cmocka_unit_test(test_rotation),
     cmocka_unit_test(test_keyring_parse), cmocka_unit_test(test_keyring_errors),
-    cmocka_unit_test(test_key_parse),
+    cmocka_unit_test(test_key_parse),     cmocka_unit_test(test_blob_plain_len),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

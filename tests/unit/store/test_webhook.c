@@ -332,6 +332,35 @@ static void test_rec_truncated_and_flipped(void **state)
   seal_keyring_free(kr);
 }
 
+/* The key id of an endpoint value's blob, read without opening it (the
+ * census and re-seal passes): the sealing key's id, and -1 for a value of
+ * another version, any truncation, or garbage. */
+static void test_rec_seal_id(void **state)
+{
+  (void)state;
+  seal_keyring_t *kr = new_kr(7, 0x11);
+  wh_rec_t r;
+  fill_rec(&r);
+  buf_t v = BUF_INIT;
+  assert_int_equal(wh_rec_encode(&r, kr, &v), 0);
+  uint32_t id = 0;
+  assert_int_equal(wh_rec_seal_id(v.data, v.len, &id), 1);
+  assert_int_equal(id, 7);
+  /* Cut anywhere before the end of the blob's header, nonce and tag. */
+  const uint8_t *p = (const uint8_t *)v.data;
+  size_t blob_at = 5 + ((size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4]);
+  for (size_t n = 0; n < blob_at + 2 + SEAL_NONCE_LEN + SEAL_TAG_LEN; n++)
+    assert_int_equal(wh_rec_seal_id(v.data, n, &id), -1);
+  v.data[0] = WH_REC_VERSION + 1;
+  assert_int_equal(wh_rec_seal_id(v.data, v.len, &id), -1);
+  v.data[0] = WH_REC_VERSION;
+  v.data[1] = (char)0xff; /* the clear part's length runs past the end */
+  assert_int_equal(wh_rec_seal_id(v.data, v.len, &id), -1);
+  buf_free(&v);
+  wh_rec_free(&r);
+  seal_keyring_free(kr);
+}
+
 static void test_rec_version_and_garbage(void **state)
 {
   (void)state;
@@ -792,6 +821,7 @@ int main(void)
     cmocka_unit_test(test_rec_round_trip),
     cmocka_unit_test(test_rec_keys_and_names),
     cmocka_unit_test(test_rec_copy),
+    cmocka_unit_test(test_rec_seal_id),
     cmocka_unit_test(test_rec_truncated_and_flipped),
     cmocka_unit_test(test_rec_version_and_garbage),
     cmocka_unit_test(test_rec_fields),
